@@ -1,0 +1,5 @@
+import sys
+
+from qwq.cli import main
+
+sys.exit(main())
