@@ -77,7 +77,9 @@ def describe(spec: str, config: ModelConfig) -> dict:
         "model": spec,
         "config": config.to_hf_dict(),
         "num_parameters": count_parameters(config),
-        "weight_bytes": {"bfloat16" if q == "none" else q: config.weight_bytes(q, dtype="bfloat16") for q in QUANTS},
+        # Quantized variants keep embeddings, norms and biases in bf16.
+        "weight_bytes": {"float32": config.weight_bytes("none", dtype="float32"),
+                         **{"bfloat16" if q == "none" else q: config.weight_bytes(q, dtype="bfloat16") for q in QUANTS}},
         "kv_dtype": KV_DTYPE,
         "kv_bytes_per_token": kv,
         "kv_bytes_at_max_context": kv * config.max_position_embeddings,

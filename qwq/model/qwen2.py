@@ -106,6 +106,8 @@ class Qwen2Model(nn.Module):
             positions = default_positions(input_ids)
         elif positions.shape != input_ids.shape:
             raise ValueError(f"positions shape {tuple(positions.shape)} != input_ids shape {tuple(input_ids.shape)}")
+        else:
+            positions = positions.to(input_ids.device)
         hidden = self.embed_tokens(input_ids)
         cos, sin = self.rotary_emb(positions)
         for layer in self.layers:

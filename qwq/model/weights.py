@@ -84,7 +84,8 @@ def read_safetensors_header(path: str | Path) -> dict[str, TensorInfo]:
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (start, end) = entry["dtype"], tuple(int(s) for s in entry["shape"]), entry["data_offsets"]
+            dtype, shape = entry["dtype"], tuple(int(s) for s in entry["shape"])
+            start, end = (int(offset) for offset in entry["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: corrupt safetensors header entry for tensor {name!r}") from None
         info = TensorInfo(name, path, dtype, shape)
@@ -196,8 +197,8 @@ def _dominant_dtype(infos: dict[str, TensorInfo]) -> torch.dtype:
     return _DTYPES[max(totals, key=totals.get)]
 
 
-def load_hf_checkpoint(directory: str | Path, dtype: torch.dtype | None = None, device: torch.device | str = "cpu"
-                       ) -> tuple[ModelConfig, "Qwen2ForCausalLM"]:
+def load_hf_checkpoint(directory: str | Path, dtype: torch.dtype | str | None = None,
+                       device: torch.device | str = "cpu") -> tuple[ModelConfig, "Qwen2ForCausalLM"]:
     """Build the model on the meta device and assign the memory-mapped weights.
 
     `dtype=None` keeps the dtype most of the stored bytes have (no conversion, no copy); tensors stored otherwise
@@ -205,6 +206,10 @@ def load_hf_checkpoint(directory: str | Path, dtype: torch.dtype | None = None, 
     """
     from qwq.model.qwen2 import Qwen2ForCausalLM
 
+    if isinstance(dtype, str):
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+        dtype = getattr(torch, dtype)
     directory = Path(directory)
     config = ModelConfig.from_hf(directory)
     infos = index_checkpoint(directory)

@@ -102,7 +102,8 @@ def test_bf16_round_trip_keeps_dtype(tmp_path):
     assert {info.dtype for info in index_checkpoint(tmp_path / "ckpt").values()} == {"BF16"}
     _, loaded = load_hf_checkpoint(tmp_path / "ckpt")
     assert all(p.dtype == torch.bfloat16 for p in loaded.parameters())
-    _, as_fp32 = load_hf_checkpoint(tmp_path / "ckpt", dtype=torch.float32)
+    _, as_fp32 = load_hf_checkpoint(tmp_path / "ckpt", dtype="float32")
+    assert all(p.dtype == torch.float32 for p in as_fp32.parameters())
     ids = tokens()
     with torch.no_grad():
         assert torch.equal(loaded(ids), model(ids))
