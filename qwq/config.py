@@ -133,7 +133,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> "ModelConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
+        # A null field means "not set" (fresh transformers configs write e.g. "dtype": null): keep our default.
+        kwargs = {k: v for k, v in data.items() if k in known and v is not None}
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                    and f.name not in kwargs]
@@ -143,7 +144,7 @@ class ModelConfig:
             raise ConfigError(f"{source}: model_type {data.get('model_type')!r} is not supported (only 'qwen2')")
         if isinstance(kwargs.get("eos_token_id"), list):
             kwargs["eos_token_id"] = tuple(kwargs["eos_token_id"])
-        if "dtype" in data and "torch_dtype" not in data:  # transformers >= 4.56 writes `dtype`
+        if data.get("dtype") and not data.get("torch_dtype"):  # transformers >= 4.56 writes `dtype`
             kwargs["torch_dtype"] = data["dtype"]
         if isinstance(kwargs.get("rope_scaling"), dict):
             kwargs["rope_scaling"] = dict(kwargs["rope_scaling"])
