@@ -112,10 +112,17 @@ def load_tokenizer(resolved: ResolvedModel) -> "Tokenizer":
     raise ModelNotFoundError(f"{resolved.spec}: a config-only model has no tokenizer; pass a checkpoint with -m")
 
 
-def load_chat_template(resolved: ResolvedModel, tokenizer: "Tokenizer") -> "ChatTemplate":
-    from qwq.tokenizer.chat import ChatTemplate
+def load_chat_template(tokenizer: "Tokenizer") -> "ChatTemplate":
+    """The checkpoint's own template; QwQ's template when the checkpoint ships none but speaks QwQ (has `</think>`)."""
+    from qwq.tokenizer.chat import QWQ_TEMPLATE, ChatTemplate
 
-    return ChatTemplate.for_tokenizer(tokenizer)
+    source = tokenizer.chat_template
+    if source is None:
+        if tokenizer.token_to_id("</think>") is None:
+            raise ModelNotFoundError(f"{tokenizer.source}: the checkpoint has no chat template")
+        source = QWQ_TEMPLATE
+    return ChatTemplate(source, special_tokens={"eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token,
+                                                "bos_token": tokenizer.bos_token}, name=f"{tokenizer.source} template")
 
 
 def load_model(spec: str, dtype: Any = None, device: str = "cpu") -> LoadedModel:
@@ -135,4 +142,4 @@ def load_model(spec: str, dtype: Any = None, device: str = "cpu") -> LoadedModel
 
         config, model = load_hf_checkpoint(resolved.path, dtype=dtype, device=device)
     tokenizer = load_tokenizer(resolved)
-    return LoadedModel(config, model.eval(), tokenizer, load_chat_template(resolved, tokenizer), resolved)
+    return LoadedModel(config, model.eval(), tokenizer, load_chat_template(tokenizer), resolved)
