@@ -119,6 +119,16 @@ class ChatTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise TokenizerError(f"{name}: syntax error at line {exc.lineno}: {exc.message}") from exc
 
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any, default: str | None = None) -> "ChatTemplate":
+        """The tokenizer's own template (or `default`, e.g. QWQ_TEMPLATE for QwQ configs), seeing its special
+        tokens."""
+        source = tokenizer.chat_template or default
+        if source is None:
+            raise TokenizerError(f"{tokenizer.source}: this tokenizer has no chat template")
+        return cls(source, special_tokens={"eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token,
+                                           "bos_token": tokenizer.bos_token})
+
     def render(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, add_generation_prompt: bool = False,
                **kwargs: Any) -> str:
         """The prompt text. Extra keyword arguments become template variables (e.g. enable_thinking)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import tokenizers
 
@@ -161,44 +161,58 @@ def place_added_tokens(document: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- GGUF
-def _field(reader: Any, key: str) -> Any:
-    """A GGUF metadata value as Python data (str, int, float, bool or list), None when absent."""
+def _reader_metadata(reader: Any) -> dict[str, Any]:
+    """The tokenizer keys of an open `gguf.GGUFReader` as Python data."""
     from gguf import GGUFValueType
-
-    field = reader.fields.get(key)
-    if field is None or not field.types:
-        return None
 
     def scalar(part: Any, kind: Any) -> Any:
         return str(bytes(part), encoding="utf-8") if kind == GGUFValueType.STRING else part.tolist()[0]
 
-    if field.types[0] == GGUFValueType.ARRAY:
-        return [scalar(field.parts[i], field.types[-1]) for i in field.data]
-    return scalar(field.parts[-1], field.types[0])
+    metadata = {}
+    for key, field in reader.fields.items():
+        if not key.startswith("tokenizer.") or not field.types:
+            continue
+        if field.types[0] == GGUFValueType.ARRAY:
+            metadata[key] = [scalar(field.parts[i], field.types[-1]) for i in field.data]
+        else:
+            metadata[key] = scalar(field.parts[-1], field.types[0])
+    return metadata
 
 
-def open_gguf(source: Any) -> tuple[Any, str]:
+def gguf_metadata(source: Any) -> tuple[dict[str, Any], str]:
+    """(metadata, name) from a GGUF path (parsed by qwq.model.gguf_file, ~10x faster than GGUFReader), an open
+    `gguf.GGUFReader`, or an already-read metadata mapping."""
+    if isinstance(source, Mapping):
+        return dict(source), "<GGUF metadata>"
     if not isinstance(source, (str, Path)):
-        return source, str(getattr(getattr(source, "data", None), "filename", None) or "<GGUF>")
+        name = str(getattr(getattr(source, "data", None), "filename", None) or "<GGUF>")
+        try:
+            return _reader_metadata(source), name
+        except (UnicodeDecodeError, ValueError, IndexError) as exc:
+            raise TokenizerError(f"{name}: corrupt tokenizer metadata: {exc}") from exc
     path = Path(source)
     if not path.is_file():
         raise TokenizerError(f"{path}: GGUF file not found")
-    from gguf import GGUFReader
+    from qwq.model.gguf_file import read_metadata
+    from qwq.utils.errors import GGUFError
 
     try:
-        return GGUFReader(path), str(path)
-    except Exception as exc:  # gguf raises ValueError/struct errors/IndexError on corrupt headers
-        raise TokenizerError(f"{path}: not a readable GGUF file: {exc}") from exc
+        return read_metadata(path), str(path)
+    except GGUFError as exc:
+        raise TokenizerError(f"not a readable GGUF file: {exc}") from exc
+
+
+def _typed_list(value: Any, kind: type, key: str, name: str) -> list:
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        raise TokenizerError(f"{name}: GGUF field {key!r} must be a list of {kind.__name__}")
+    return value
 
 
 def read_gguf(source: Any) -> tuple[tokenizers.Tokenizer, dict]:
-    reader, name = open_gguf(source)
+    metadata, name = gguf_metadata(source)
 
     def get(key: str, required: bool = True) -> Any:
-        try:
-            value = _field(reader, key)
-        except (UnicodeDecodeError, ValueError, IndexError) as exc:
-            raise TokenizerError(f"{name}: GGUF field {key!r} is corrupt: {exc}") from exc
+        value = metadata.get(key)
         if value is None and required:
             raise TokenizerError(f"{name}: GGUF metadata field {key!r} is missing")
         return value
@@ -209,9 +223,10 @@ def read_gguf(source: Any) -> tuple[tokenizers.Tokenizer, dict]:
     pre = get("tokenizer.ggml.pre", required=False)
     if pre not in QWEN2_PRE_NAMES:
         raise TokenizerError(f"{name}: tokenizer.ggml.pre is {pre!r}; qwq supports {sorted(QWEN2_PRE_NAMES)}")
-    tokens: list[str] = get("tokenizer.ggml.tokens")
-    types: list[int] = get("tokenizer.ggml.token_type", required=False) or [GGUF_NORMAL] * len(tokens)
-    merges: list[str] = get("tokenizer.ggml.merges")
+    tokens: list[str] = _typed_list(get("tokenizer.ggml.tokens"), str, "tokenizer.ggml.tokens", name)
+    types: list[int] = _typed_list(get("tokenizer.ggml.token_type", required=False) or [GGUF_NORMAL] * len(tokens),
+                                   int, "tokenizer.ggml.token_type", name)
+    merges: list[str] = _typed_list(get("tokenizer.ggml.merges"), str, "tokenizer.ggml.merges", name)
     if len(types) != len(tokens):
         raise TokenizerError(f"{name}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
 
@@ -240,18 +255,21 @@ def read_gguf(source: Any) -> tuple[tokenizers.Tokenizer, dict]:
         token_id = get(key, required=False)
         if token_id is None:
             return None
-        if not 0 <= token_id < len(tokens) or types[token_id] == GGUF_UNUSED:
+        if not isinstance(token_id, int) or not 0 <= token_id < len(tokens) or types[token_id] == GGUF_UNUSED:
             raise TokenizerError(f"{name}: {key} = {token_id} is not a token of the vocabulary")
         return tokens[token_id]
 
     eot = get("tokenizer.ggml.eot_token_id", required=False)
+    template = get("tokenizer.chat_template", required=False)
+    if template is not None and not isinstance(template, str):
+        raise TokenizerError(f"{name}: GGUF field 'tokenizer.chat_template' must be a string")
     return backend, {
         "eos_token": token_for("tokenizer.ggml.eos_token_id"),
         "bos_token": token_for("tokenizer.ggml.bos_token_id"),
         "pad_token": token_for("tokenizer.ggml.padding_token_id"),
         "add_bos": bool(get("tokenizer.ggml.add_bos_token", required=False) or False),
-        "extra_eos_ids": [] if eot is None else [eot],
-        "chat_template": get("tokenizer.chat_template", required=False),
+        "extra_eos_ids": [] if token_for("tokenizer.ggml.eot_token_id") is None else [eot],
+        "chat_template": template,
         "source": name,
     }
 

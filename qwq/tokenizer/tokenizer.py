@@ -201,11 +201,8 @@ class Tokenizer:
         """Render `messages` with this tokenizer's chat template (see chat.ChatTemplate); tokenize=True gives ids."""
         from qwq.tokenizer.chat import ChatTemplate
 
-        if self.chat_template is None:
-            raise TokenizerError(f"{self.source}: this tokenizer has no chat template")
         if self._chat is None or self._chat.source != self.chat_template:  # type: ignore[attr-defined]
-            self._chat = ChatTemplate(self.chat_template, special_tokens={
-                "eos_token": self.eos_token, "pad_token": self.pad_token, "bos_token": self.bos_token})
+            self._chat = ChatTemplate.for_tokenizer(self)
         text = self._chat.render(messages, tools=tools, add_generation_prompt=add_generation_prompt,  # type: ignore
                                  **kwargs)
         return self.encode(text) if tokenize else text
