@@ -27,7 +27,6 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+|;\s+|:\s+(?=[A-Z])")
 # Weights. Tuned on the dev half of the shipped red-team set only (see benchmarks/bench_redteam.py).
 W_STRONG, W_WEAK, W_ACT, W_REQUEST, W_OPERATIONAL, W_INTENT, W_TARGET, W_JAILBREAK = 2.0, 1.0, 1.5, 1.0, 1.0, 1.5, 0.5, 1.0
 W_PROTECTIVE = 2.5
-W_PROCEDURE = 1.5
 # Content categories: the text itself is the harm (hateful or sexualising language), not instructions for one.
 CONTENT_CATEGORIES = ("hate", "sexual_minors")
 W_CONTENT = 1.0
@@ -39,10 +38,16 @@ SEVERITY_OFFSET = {"sexual_minors": 1.5, "self_harm": 1.0, "cbrn": 0.5}
 def threshold(category: str) -> float:
     return THRESHOLD - SEVERITY_OFFSET.get(category, 0.0)
 
-_PROCEDURE = (r"(?:^|\n)\s*(?:step\s*\d+|\d+[.)]\s+\w)|\b\d+(?:\.\d+)?\s?(?:g|grams?|mg|kg|ml|l|liters?|litres?|"
-              r"°\s?[cf]|degrees|minutes|hours|psi|%)\b|```|\b(?:mix|heat|add|combine|dissolve|filter|distil+|"
-              r"attach|connect|pack|seal|wire|solder|drill|stir|boil|evaporate|crystalli[sz]e|import os|"
-              r"subprocess|socket\.)\b")
+# Marks of a procedure in a response: each kind found adds W_PROCEDURE_EACH (capped), so a numbered list alone
+# (a history timeline) weighs little and numbered steps with quantities and lab verbs weigh a lot.
+_PROCEDURE_KINDS = (
+    r"(?:^|\n|\. )\s*(?:step\s*\d+|\d+[.)]\s+\w)",
+    r"\b\d+(?:\.\d+)?\s?(?:g|grams?|mg|kg|ml|l|liters?|litres?|°\s?[cf]|c|f|degrees|psi|%|mm|cm|inch(?:es)?)\b",
+    r"\b(?:mix|heat|add|combine|dissolve|filter|distil+|attach|connect|pack|seal|wire|solder|drill|stir|boil|"
+    r"evaporate|crystalli[sz]e|grind|pour|cool|extract|purify)\b",
+    r"```|\bimport (?:os|socket|subprocess|ctypes|requests)\b|\bdef \w+\(",
+)
+W_PROCEDURE_EACH, W_PROCEDURE_MAX = 1.0, 2.5
 
 
 @dataclass
@@ -83,7 +88,7 @@ def _compiled() -> dict:
         "jailbreak": re.compile(lx.JAILBREAK, _FLAGS),
         "refusal": re.compile(lx.REFUSAL, _FLAGS),
         "idioms": _alt(lx.BENIGN_IDIOMS),
-        "procedure": re.compile(_PROCEDURE, re.IGNORECASE),
+        "procedure": [re.compile(p, re.IGNORECASE) for p in _PROCEDURE_KINDS],
     }
 
 
@@ -130,15 +135,20 @@ def score_window(category: str, window: str, *, jailbreak: bool = False, output:
     score = W_STRONG if strong else W_WEAK
     evidence.append(f"topic:{(strong or weak).group(0)}")
     framed = frame if frame is not None else window
+    intent = c["intent"].search(framed)
+    operational = c["operational"].search(framed)
     if pats["acts"] is not None and (m := pats["acts"].search(window)):
         score += W_ACT
         evidence.append(f"act:{m.group(0)}")
-    intent = c["intent"].search(framed)
-    operational = c["operational"].search(framed)
+    elif frame is not None and operational:
+        # escalation: the topic was named earlier, the last turn demands the operational detail for it
+        score += W_ACT
+        evidence.append("act:escalation")
     if output:
-        if c["procedure"].search(window):
-            score += W_PROCEDURE
-            evidence.append("procedure")
+        kinds = sum(1 for p in c["procedure"] if p.search(window))
+        if kinds:
+            score += min(W_PROCEDURE_MAX, kinds * W_PROCEDURE_EACH)
+            evidence.append(f"procedure:{kinds}")
         if strong and category in CONTENT_CATEGORIES:
             score += W_CONTENT + W_REQUEST
             evidence.append("content")

@@ -1,0 +1,98 @@
+"""`qwq agent`: run a tool-using agent on one request against the local engine or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from qwq.utils.errors import UsageError
+
+BUILTIN_TOOLS = ("python", "calculator", "files")
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("-m", "--model", help="model spec for the local engine (dir, .gguf, or a name)")
+    src.add_argument("--endpoint", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--endpoint-model", default="default", help="model name sent to the endpoint")
+    parser.add_argument("--api-key", default=None, help="bearer token for the endpoint")
+    req = parser.add_mutually_exclusive_group(required=True)
+    req.add_argument("--prompt", help="the request")
+    req.add_argument("--prompt-file", help="read the request from a file ('-' for stdin)")
+    parser.add_argument("--system", default=None, help="system prompt")
+    parser.add_argument("--tools", default="python,calculator",
+                        help=f"comma-separated built-in tools: {', '.join(BUILTIN_TOOLS)} (files needs --dir)")
+    parser.add_argument("--dir", default=None, help="directory the read-only file tools may read")
+    parser.add_argument("--max-steps", type=int, default=8, help="model calls at most")
+    parser.add_argument("--token-budget", type=int, default=None, help="completion tokens over the whole run")
+    parser.add_argument("--max-new-tokens", type=int, default=4096, help="completion tokens per model call")
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--guard", default="rules", help="safety guard: none, rules, rules+model (model = the same one)")
+    parser.add_argument("--transcript", default=None, help="save the full transcript as JSON here")
+    parser.add_argument("--json", action="store_true", help="print the transcript as JSON instead of the answer")
+
+
+def build_tools(names: str, directory: str | None) -> list:
+    from qwq.agent.calculator import calculator_tool
+    from qwq.agent.files import FileTools
+    from qwq.agent.python_tool import python_tool
+
+    tools = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        if name == "python":
+            tools.append(python_tool())
+        elif name == "calculator":
+            tools.append(calculator_tool())
+        elif name == "files":
+            if not directory:
+                raise UsageError("the files tool needs --dir DIRECTORY")
+            tools.extend(FileTools(directory).tools())
+        else:
+            raise UsageError(f"unknown tool {name!r}: expected {', '.join(BUILTIN_TOOLS)}")
+    if directory and "files" not in names:
+        tools.extend(FileTools(directory).tools())
+    return tools
+
+
+def main(args) -> int:
+    from qwq.agent.backends import backend_from_spec
+    from qwq.agent.loop import Agent
+    from qwq.safety.guard import build_guard
+
+    if args.prompt_file:
+        try:
+            prompt = sys.stdin.read() if args.prompt_file == "-" else open(args.prompt_file, encoding="utf-8").read()
+        except OSError as exc:
+            raise UsageError(f"{args.prompt_file}: cannot read ({exc.strerror})") from None
+    else:
+        prompt = args.prompt
+    if not prompt.strip():
+        raise UsageError("the request is empty")
+    tools = build_tools(args.tools, args.dir)
+    backend = backend_from_spec(model=args.model, endpoint=args.endpoint, endpoint_model=args.endpoint_model,
+                                api_key=args.api_key, temperature=args.temperature, top_p=args.top_p,
+                                max_tokens=args.max_new_tokens, seed=args.seed)
+    complete = None
+    if "model" in args.guard.split("+"):
+        complete = lambda p: backend.complete([{"role": "user", "content": p}], max_tokens=512).text  # noqa: E731
+    guard = build_guard(args.guard, classifier_complete=complete)
+    agent = Agent(backend, tools, system=args.system, max_steps=args.max_steps, token_budget=args.token_budget,
+                  max_tokens_per_step=args.max_new_tokens, guard=guard)
+    transcript = agent.run(prompt)
+    if args.transcript:
+        transcript.save(args.transcript)
+    if args.json:
+        print(transcript.to_json())
+    else:
+        for step in transcript.steps:
+            for ev in step.tool_events:
+                label = ev.name or "parse-error"
+                print(f"[{label}] {ev.content[:400]}", file=sys.stderr)
+        if transcript.final_answer is not None:
+            print(transcript.final_answer)
+        else:
+            print(f"(no answer: stopped by {transcript.stop_reason})")
+    return 0
