@@ -2,7 +2,8 @@
 
 from qwq.tokenizer.bytelevel import AddedToken
 from qwq.tokenizer.chat import QWQ_TEMPLATE, ChatTemplate, validate_messages
-from qwq.tokenizer.reasoning import ReasoningDelta, ReasoningSplit, ReasoningStreamParser, split_reasoning
+from qwq.tokenizer.reasoning import (ReasoningDelta, ReasoningSplit, ReasoningStreamParser, prompt_starts_in_reasoning,
+                                     split_reasoning)
 from qwq.tokenizer.tokenizer import QWQ_ADDED_TOKENS, IncrementalDecoder, Tokenizer, qwq_tokenizer
 from qwq.tokenizer.toolcall import (ContentDelta, ToolCall, ToolCallDone, ToolCallError, ToolCallFailed,
                                     ToolCallParse, ToolCallStreamParser, format_tool_call, parse_tool_calls)
@@ -10,7 +11,7 @@ from qwq.tokenizer.training import train_bpe
 
 __all__ = [
     "AddedToken", "QWQ_TEMPLATE", "ChatTemplate", "validate_messages", "ReasoningDelta", "ReasoningSplit",
-    "ReasoningStreamParser", "split_reasoning", "QWQ_ADDED_TOKENS", "IncrementalDecoder", "Tokenizer",
+    "ReasoningStreamParser", "prompt_starts_in_reasoning", "split_reasoning", "QWQ_ADDED_TOKENS", "IncrementalDecoder", "Tokenizer",
     "qwq_tokenizer", "ContentDelta", "ToolCall", "ToolCallDone", "ToolCallError", "ToolCallFailed", "ToolCallParse",
     "ToolCallStreamParser", "format_tool_call", "parse_tool_calls", "train_bpe",
 ]

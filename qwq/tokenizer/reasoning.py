@@ -58,12 +58,27 @@ class ReasoningStreamParser:
                  close_tag: str = THINK_CLOSE) -> None:
         self.open_tag, self.close_tag = open_tag, close_tag
         self.in_reasoning = starts_in_reasoning
-        self.reasoning = ""
-        self.content = ""
+        self._parts: dict[str, list[str]] = {REASONING: [], CONTENT: []}
         self.closed_count = 0  # how many times reasoning was closed by a tag
         self._held = ""
         self._segment_started = False  # has the current segment emitted text yet?
         self._finished = False
+
+    @property
+    def reasoning(self) -> str:
+        """All reasoning text so far."""
+        return self._joined(REASONING)
+
+    @property
+    def content(self) -> str:
+        """All answer text so far."""
+        return self._joined(CONTENT)
+
+    def _joined(self, kind: str) -> str:
+        parts = self._parts[kind]
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
 
     @property
     def finished(self) -> bool:
@@ -117,14 +132,20 @@ class ReasoningStreamParser:
             return
         self._segment_started = True
         kind = REASONING if self.in_reasoning else CONTENT
-        if kind == REASONING:
-            self.reasoning += text
-        else:
-            self.content += text
+        self._parts[kind].append(text)
         if out and out[-1].kind == kind:
             out[-1] = ReasoningDelta(kind, out[-1].text + text)
         else:
             out.append(ReasoningDelta(kind, text))
+
+
+def prompt_starts_in_reasoning(prompt: str, open_tag: str = THINK_OPEN, close_tag: str = THINK_CLOSE,
+                               turn_end: str = "<|im_end|>") -> bool:
+    """Does generation continue inside a thinking block? True when the prompt's last `<think>` is not closed and
+    lies in the final, unterminated turn (QwQ's generation prompt ends with `<think>\n`); a literal `<think>`
+    quoted in an earlier, finished turn does not count."""
+    opened = prompt.rfind(open_tag)
+    return opened >= 0 and prompt.find(close_tag, opened) < 0 and prompt.find(turn_end, opened) < 0
 
 
 def split_reasoning(text: str, starts_in_reasoning: bool = True) -> ReasoningSplit:

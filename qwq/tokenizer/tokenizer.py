@@ -173,9 +173,13 @@ class Tokenizer:
     def token_bytes(self, token_id: int) -> bytes:
         """The raw bytes a token stands for (added tokens: their UTF-8 text)."""
         table = self._table()
-        if not isinstance(token_id, int) or not 0 <= token_id < len(table) or table[token_id] is None:
+        try:  # any integer type (numpy, torch scalars) indexes; floats and strings do not
+            data = table[token_id] if 0 <= token_id < len(table) else None
+        except TypeError:
+            data = None
+        if data is None:
             raise TokenizerError(f"token id {token_id!r} is not in the vocabulary (size {self.vocab_size})")
-        return table[token_id]  # type: ignore[return-value]
+        return data
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Text of `ids`; invalid UTF-8 (a sequence cut mid-character) becomes U+FFFD, as in `tokenizers`."""
@@ -227,15 +231,23 @@ class IncrementalDecoder:
         self._tokenizer = tokenizer
         self._skip = tokenizer.special_ids if skip_special_tokens else frozenset()
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.text = ""
+        self._parts: list[str] = []  # joined on demand: outputs run to 32k tokens, += on an attribute is quadratic
         self.token_count = 0
+
+    @property
+    def text(self) -> str:
+        """All text emitted so far."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     def feed(self, token_id: int) -> str:
         """Add one token; returns the newly completed text (possibly "")."""
         data = self._tokenizer.token_bytes(token_id)
         self.token_count += 1
         delta = "" if token_id in self._skip else self._utf8.decode(data)
-        self.text += delta
+        if delta:
+            self._parts.append(delta)
         return delta
 
     def feed_many(self, ids: Iterable[int]) -> str:
@@ -249,7 +261,8 @@ class IncrementalDecoder:
     def flush(self) -> str:
         """End of stream: incomplete characters left in the buffer become U+FFFD."""
         delta = self._utf8.decode(b"", final=True)
-        self.text += delta
+        if delta:
+            self._parts.append(delta)
         return delta
 
 

@@ -123,9 +123,16 @@ class ToolCallStreamParser:
         self._after_block = False  # drop whitespace right after a </tool_call>
         self._blocks = 0
         self._finished = False
-        self.content = ""
+        self._content: list[str] = []
         self.tool_calls: list[ToolCall] = []
         self.errors: list[ToolCallError] = []
+
+    @property
+    def content(self) -> str:
+        """All content emitted so far."""
+        if len(self._content) > 1:
+            self._content[:] = ["".join(self._content)]
+        return self._content[0] if self._content else ""
 
     def feed(self, delta: str) -> list[ToolStreamEvent]:
         if self._finished:
@@ -194,7 +201,7 @@ class ToolCallStreamParser:
         if not text:
             return
         self._after_block = False
-        self.content += text
+        self._content.append(text)
         if out and isinstance(out[-1], ContentDelta):
             out[-1] = ContentDelta(out[-1].text + text)
         else:

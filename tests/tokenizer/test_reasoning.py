@@ -113,3 +113,16 @@ def test_held_suffix_length():
     assert held_suffix_length("abc</thi", tags) == 5
     assert held_suffix_length("abc<think", tags) == 6
     assert held_suffix_length("abc<think>", tags) == 0  # a whole tag is not held, it is handled
+
+
+def test_prompt_starts_in_reasoning():
+    from qwq.tokenizer import QWQ_TEMPLATE, ChatTemplate, prompt_starts_in_reasoning
+
+    template = ChatTemplate(QWQ_TEMPLATE)
+    quoting = [{"role": "user", "content": "What does <think> do?"}]
+    assert prompt_starts_in_reasoning(template.render(quoting, add_generation_prompt=True))
+    assert not prompt_starts_in_reasoning(template.render(quoting, add_generation_prompt=False))
+    chatml = "<|im_start|>user\nWhat does <think> do?<|im_end|>\n<|im_start|>assistant\n"
+    assert not prompt_starts_in_reasoning(chatml)
+    assert prompt_starts_in_reasoning(chatml + "<think>\npartial thoughts")
+    assert not prompt_starts_in_reasoning(chatml + "<think>\nthoughts</think>\n\nanswer so far")

@@ -277,3 +277,14 @@ def test_file_errors(tiny_tokenizer, tmp_path):
     assert tok.encode("hello <think>") == tiny_tokenizer.encode("hello <think>")
     with pytest.raises(TokenizerError, match="no chat template"):
         tok.apply_chat_template([{"role": "user", "content": "x"}])
+
+
+def test_decode_accepts_integer_types_only(tiny_tokenizer):
+    import numpy as np
+
+    ids = tiny_tokenizer.encode("hello 你好")
+    assert tiny_tokenizer.decode(np.array(ids, dtype=np.int64)) == "hello 你好"
+    with pytest.raises(TokenizerError, match="1.0"):
+        tiny_tokenizer.decode([1.0])
+    with pytest.raises(TokenizerError, match="'a'"):
+        tiny_tokenizer.decode(["a"])

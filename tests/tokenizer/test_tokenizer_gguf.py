@@ -82,3 +82,46 @@ def test_gguf_file_errors(tiny_gguf, tmp_path):
     truncated.write_bytes(tiny_gguf.read_bytes()[:5000])
     with pytest.raises(TokenizerError, match="truncated.gguf"):
         Tokenizer.from_gguf(truncated)
+
+
+def test_gguf_from_metadata_mapping(tiny_tokenizer, tiny_gguf):
+    from qwq.model.gguf_file import read_metadata
+
+    metadata = read_metadata(tiny_gguf)
+    tok = Tokenizer.from_gguf(metadata)
+    assert tok.encode("<|im_start|>hi") == tiny_tokenizer.encode("<|im_start|>hi")
+    # without token types every entry is a plain BPE token: added tokens are then not matched whole
+    plain = {k: v for k, v in metadata.items() if k != "tokenizer.ggml.token_type"}
+    plain["tokenizer.ggml.tokens"] = plain["tokenizer.ggml.tokens"][:tiny_tokenizer.regular_vocab_size]
+    plain = {k: v for k, v in plain.items() if not k.endswith("_token_id")}
+    bare = Tokenizer.from_gguf(plain)
+    assert bare.vocab_size == tiny_tokenizer.regular_vocab_size and bare.added_tokens == {}
+    assert bare.encode("hello") == tiny_tokenizer.encode("hello")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("tokenizer.ggml.tokens", "abc", "must be a list of str"),
+    ("tokenizer.ggml.token_type", [1, "x"], "must be a list of int"),
+    ("tokenizer.ggml.merges", ["a b c"], r"merges\[0\]"),
+    ("tokenizer.ggml.eot_token_id", 10 ** 9, "eot_token_id"),
+    ("tokenizer.chat_template", 3, "chat_template"),
+])
+def test_gguf_bad_metadata_values(tiny_gguf, key, value, message):
+    from qwq.model.gguf_file import read_metadata
+
+    metadata = read_metadata(tiny_gguf)
+    metadata[key] = value
+    with pytest.raises(TokenizerError, match=message):
+        Tokenizer.from_gguf(metadata)
+
+
+def test_loading_a_gguf_tokenizer_imports_no_torch(tiny_gguf):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom qwq.tokenizer import Tokenizer, ReasoningStreamParser, parse_tool_calls\n"
+            f"tok = Tokenizer.from_gguf({str(tiny_gguf)!r})\n"
+            "tok.apply_chat_template([{'role': 'user', 'content': 'hi'}], add_generation_prompt=True, tokenize=True)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
