@@ -124,6 +124,8 @@ def add_tokens_to_document(document: dict, tokens: list[AddedToken], source: str
     old_added = {a["content"] for a in added}
     new_ids = {t.id for t in tokens}
     new_contents = {t.content for t in tokens}
+    if len(new_ids) != len(tokens) or len(new_contents) != len(tokens):
+        raise TokenizerError(f"{source}: the added tokens repeat an id or a content")
     bpe_by_id = {i: c for c, i in vocab.items() if c not in old_added}
     for t in tokens:
         if not isinstance(t.id, int) or t.id < 0 or not isinstance(t.content, str) or not t.content:
@@ -138,10 +140,10 @@ def add_tokens_to_document(document: dict, tokens: list[AddedToken], source: str
         if a not in kept and vocab.get(a["content"]) == a["id"]:
             del vocab[a["content"]]
     document["added_tokens"] = sorted(kept + [t.to_json() for t in tokens], key=lambda a: a["id"])
-    place_added_tokens(document)
+    place_added_tokens(document, source)
 
 
-def place_added_tokens(document: dict) -> None:
+def place_added_tokens(document: dict, source: str) -> None:
     """Make `tokenizers` honour the added tokens' ids.
 
     `tokenizers` numbers added tokens that are not in the model's vocabulary consecutively after it, ignoring the
@@ -156,7 +158,8 @@ def place_added_tokens(document: dict) -> None:
     taken = {i: c for c, i in vocab.items()}
     for a in document["added_tokens"]:
         if taken.get(a["id"], a["content"]) != a["content"]:
-            raise TokenizerError(f"added token {a['content']!r} at id {a['id']} collides with {taken[a['id']]!r}")
+            raise TokenizerError(f"{source}: added token {a['content']!r} at id {a['id']} collides with "
+                                 f"{taken[a['id']]!r}")
         vocab[a["content"]] = a["id"]
 
 
@@ -248,7 +251,7 @@ def read_gguf(source: Any) -> tuple[tokenizers.Tokenizer, dict]:
         pairs.append(parts)
     document = backend_json(vocab, pairs, [])
     document["added_tokens"] = [t.to_json() for t in added]
-    place_added_tokens(document)
+    place_added_tokens(document, name)
     backend = backend_from_json(document, f"{name} (tokenizer metadata)")
 
     def token_for(key: str) -> str | None:

@@ -68,7 +68,7 @@ class Tokenizer:
             raise TokenizerError(f"{source}: add_bos is set but there is no bos_token")
         self.add_bos = add_bos
         eos: list[int] = [] if self.eos_token_id is None else [self.eos_token_id]
-        for token_id in list(extra_eos_ids) + [i for i in self.special_ids
+        for token_id in list(extra_eos_ids) + [i for i in sorted(self.special_ids)
                                                if self.added_tokens[i].content in END_OF_GENERATION_TOKENS]:
             if not 0 <= token_id < self.vocab_size:
                 raise TokenizerError(f"{source}: end-of-generation id {token_id} is outside the vocabulary "
@@ -104,7 +104,8 @@ class Tokenizer:
 
     @classmethod
     def from_gguf(cls, source) -> "Tokenizer":
-        """The tokenizer embedded in a GGUF file (a path, or an open `gguf.GGUFReader` to avoid parsing it twice)."""
+        """The tokenizer embedded in a GGUF file: a path, an open `gguf.GGUFReader`, or its metadata already read
+        (a mapping such as `qwq.model.gguf_file.read_metadata(path)`), so a loader parses the header once."""
         from qwq.tokenizer.loaders import read_gguf
 
         backend, kwargs = read_gguf(source)
@@ -135,7 +136,7 @@ class Tokenizer:
         return self._backend.token_to_id(token)
 
     def id_to_token(self, token_id: int) -> str | None:
-        return self._backend.id_to_token(token_id) if 0 <= token_id < self.vocab_size else None
+        return self._backend.id_to_token(int(token_id)) if 0 <= token_id < self.vocab_size else None
 
     def get_vocab(self) -> dict[str, int]:
         return self._backend.get_vocab(with_added_tokens=True)
@@ -158,6 +159,9 @@ class Tokenizer:
         return [self.bos_token_id] + ids if self.add_bos else ids
 
     def encode_batch(self, texts: Sequence[str], allow_special: bool = True) -> list[list[int]]:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TokenizerError(f"encode_batch: text {i} is a {type(text).__name__}, not a str")
         backend = self._backend if allow_special else self._splitting_backend()
         prefix = [self.bos_token_id] if self.add_bos else []
         return [prefix + e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
@@ -193,7 +197,8 @@ class Tokenizer:
         if self._bytes_table is None:
             table: list[bytes | None] = [None] * self.vocab_size
             for token, token_id in self._backend.get_vocab(with_added_tokens=False).items():
-                table[token_id] = unspell(token)
+                spelled = unspell(token)  # a token outside the byte alphabet can only stand for its own text
+                table[token_id] = token.encode("utf-8") if spelled is None else spelled
             for token_id, added in self.added_tokens.items():
                 table[token_id] = added.content.encode("utf-8")
             self._bytes_table = table

@@ -157,6 +157,8 @@ def test_with_added_tokens_replaces_and_refuses_collisions(tiny_tokenizer):
     assert think in tok.special_ids and tok.vocab_size == tiny_tokenizer.vocab_size
     with pytest.raises(TokenizerError, match="BPE token"):
         tiny_tokenizer.with_added_tokens([AddedToken(5, "<new>", False)])
+    with pytest.raises(TokenizerError, match="repeat"):
+        tiny_tokenizer.with_added_tokens([AddedToken(9000, "<a>", False), AddedToken(9000, "<b>", False)])
 
 
 def test_qwq_tokenizer_needs_the_qwen2_bpe(tiny_tokenizer):
