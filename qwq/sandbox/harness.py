@@ -184,7 +184,23 @@ def _peer_cpu(pid: int) -> tuple[float, bool]:
         return 0.0, False
     fields = text[text.rfind(b")") + 2:].split()
     ticks = sum(int(f) for f in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK"), fields[0] == b"R"
+    return ticks / os.sysconf("SC_CLK_TCK"), fields[0] == b"R" or _any_thread_runnable(pid)
+
+
+def _any_thread_runnable(pid: int) -> bool:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        if text[text.rfind(b")") + 2:text.rfind(b")") + 3] == b"R":
+            return True
+    return False
 
 
 class Channel:
@@ -268,6 +284,10 @@ def run_checker(spec_path: str) -> None:
         hello = channel.receive()
     except CandidateStopped as stop:
         report(case=spec["first_case"], verdict=stop.verdict, message=f"while loading: {stop}")
+        report(done=nonce)
+        return
+    if "load_error" not in hello and hello.get("ready") is not True:
+        report(case=spec["first_case"], verdict="RUNTIME_ERROR", message="the candidate corrupted the reply channel")
         report(done=nonce)
         return
     if "load_error" in hello:

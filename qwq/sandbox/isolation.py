@@ -227,6 +227,24 @@ def process_stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0].decode(), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
+def process_runnable(pid: int) -> bool:
+    """Whether any thread of the process is running or waiting for a CPU (a busy thread hides behind a main
+    thread that sleeps on a lock, so the process-level state is not enough)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        if text[text.rfind(b")") + 2:text.rfind(b")") + 3] == b"R":
+            return True
+    return False
+
+
 def process_uid(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}").st_uid

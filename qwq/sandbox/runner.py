@@ -45,7 +45,7 @@ import threading
 from pathlib import Path
 
 from qwq.sandbox.languages import Language, get_language, python_prefixes, toolchain_dirs
-from qwq.sandbox.protocol import ProtocolError, b64, recv_message, send_fd, send_message
+from qwq.sandbox.protocol import ProtocolError, b64, recv_message, send_fd, send_message, unb64
 from qwq.sandbox.verdicts import (COMPILE_LIMITS, Limits, RunResult, SandboxUnavailable, Verdict, classify,
                                   result_from_proc, sandbox_env)
 
@@ -101,7 +101,8 @@ class Sandbox:
         host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _BOOT.format(parent=_PACKAGE_PARENT), str(child.fileno())],
-            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})  # nothing of the host's environment leaks inward
         child.close()
         config = {"root_dir": self._root_dir, "readonly_paths": sorted(set(python_prefixes()) | set(toolchain_dirs())),
                   "probe_uid": self._uid_base + 2 * self.max_sessions, "interpreter": sys.executable,
@@ -166,6 +167,11 @@ class Sandbox:
         if result.verdict is not Verdict.OK or result.stdout.strip() != "42":
             return f"{result.verdict}: {result.message} {result.stderr[-500:]}".strip()
         return None
+
+    @property
+    def uid_range(self) -> range:
+        """Every uid this sandbox's programs can run as (tests scan /proc with it for survivors)."""
+        return range(self._uid_base, self._uid_base + 2 * self.max_sessions + 2)
 
     @property
     def isolation(self) -> dict:
@@ -271,6 +277,11 @@ class Session:
             payload[name] = {"data": b64(raw), "mode": mode, **({"owner": owner} if owner else {})}
         self._call({"op": "write", "dir": where, "files": payload}, "written", 60)
 
+    def read(self, names: list[str]) -> dict[str, bytes]:
+        """Files the program left in /sandbox (missing names are skipped)."""
+        reply = self._call({"op": "read", "names": list(names)}, "read", 60)
+        return {name: unb64(data) for name, data in reply["files"].items()}
+
     def _call(self, message: dict, expect: str, timeout: float) -> dict:
         try:
             self.sock.settimeout(timeout)
@@ -299,19 +310,20 @@ class Session:
         report = self.step([self.program(argv, limits, stdin=stdin, language=language)])
         return result_from_proc(report["procs"][0], limits)
 
-    def compile(self, language: Language) -> RunResult | None:
+    def compile(self, language: Language, limits: Limits | None = None) -> RunResult | None:
         """Compile the source already written to /sandbox; None for interpreted languages."""
         if language.compile_argv is None:
             return None
-        result = self.run_argv(list(language.compile_argv), COMPILE_LIMITS)
+        result = self.run_argv(list(language.compile_argv), limits or COMPILE_LIMITS)
         if result.verdict not in (Verdict.OK, Verdict.SANDBOX_ERROR):
             result.message = f"compilation failed ({result.verdict.value}: {result.message})"
             result.verdict = Verdict.COMPILE_ERROR
         return result
 
-    def run_code(self, code: str, language: Language, stdin: str | bytes, limits: Limits) -> RunResult:
+    def run_code(self, code: str, language: Language, stdin: str | bytes, limits: Limits,
+                 compile_limits: Limits | None = None) -> RunResult:
         self.write({language.source_name: code})
-        compiled = self.compile(language)
+        compiled = self.compile(language, compile_limits)
         if compiled is not None and not compiled.ok:
             return RunResult(compiled.verdict, stdout=compiled.stdout, stderr=compiled.stderr,
                              exit_code=compiled.exit_code, signal=compiled.signal, message=compiled.message,

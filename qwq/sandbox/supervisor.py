@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import time
 
 from qwq.sandbox import isolation as iso
@@ -19,6 +20,7 @@ from qwq.sandbox.protocol import ProtocolError, b64, recv_message, send_message,
 
 TICK_SECONDS = 0.02
 REPORT_CAP_BYTES = 16 * 1024 * 1024
+READ_CAP_BYTES = 16 * 1024 * 1024
 
 
 class Supervisor:
@@ -50,6 +52,8 @@ class Supervisor:
             try:
                 if op == "write":
                     reply = self.write(message)
+                elif op == "read":
+                    reply = self.read(message)
                 elif op == "run":
                     reply = self.run(message)
                 elif op == "close":
@@ -88,6 +92,26 @@ class Supervisor:
             finally:
                 os.close(fd)
         return {"op": "written"}
+
+    def read(self, message: dict) -> dict:
+        """Regular files of /sandbox by plain name (never following links), at most READ_CAP_BYTES in all."""
+        found, total = {}, 0
+        for name in message.get("names", []):
+            if not name or "/" in name or name in (".", ".."):
+                return {"op": "error", "error": f"file name {name!r} must be a plain name"}
+            try:
+                fd = os.open(os.path.join(self.paths["sandbox"], name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                data = os.read(fd, max(0, READ_CAP_BYTES - total))
+            finally:
+                os.close(fd)
+            total += len(data)
+            found[name] = b64(data)
+        return {"op": "read", "files": found}
 
     # ------------------------------------------------------------ processes of this session
     def session_pids(self) -> list[int]:
@@ -181,6 +205,7 @@ class Supervisor:
         for fd in readers:
             os.set_blocking(fd, False)
         main = procs[int(message.get("main", 0))]
+        closed: dict[int, tuple] = {}
         start = time.monotonic()
         next_poll = start + TICK_SECONDS
         cpu_done: dict[str, float] = {}
@@ -194,8 +219,8 @@ class Supervisor:
                         os.read(self.wake_r, 4096)
                     except BlockingIOError:
                         pass
-                else:
-                    self._read_into(fd, readers, report)
+                elif not self._read_into(fd, readers, report):
+                    closed[fd] = readers.pop(fd)  # EOF: select would report it ready forever
             self._collect(procs, cpu_done)
             now = time.monotonic()
             if main["status"] is None and now >= next_poll:
@@ -209,6 +234,7 @@ class Supervisor:
         self._collect(procs, cpu_done)
         for fd in list(readers):
             self._read_into(fd, readers, report, drain=True)
+        for fd in list(readers) + list(closed):
             os.close(fd)
         return {"op": "ran", "wall_seconds": wall, "report": b64(bytes(report)),
                 "procs": [self._result(p, wall, cpu_done.get(p["role"], 0.0)) for p in procs]}
@@ -243,15 +269,16 @@ class Supervisor:
                 "stdout": bytearray(), "stderr": bytearray(), "stdout_truncated": False, "stderr_truncated": False,
                 "out_r": out_r, "err_r": err_r, "error_r": error_r, "cpu_seen": 0.0}
 
-    def _read_into(self, fd: int, readers: dict, report: bytearray, drain: bool = False) -> None:
+    def _read_into(self, fd: int, readers: dict, report: bytearray, drain: bool = False) -> bool:
+        """Read what is available (everything when draining); False once the pipe reached EOF."""
         proc, stream = readers[fd]
         while True:
             try:
                 chunk = os.read(fd, 1 << 16)
             except (BlockingIOError, InterruptedError):
-                return
+                return True
             if not chunk:
-                return
+                return False
             if proc is None:
                 report.extend(chunk[: max(0, REPORT_CAP_BYTES - len(report))])
             else:
@@ -265,7 +292,7 @@ class Supervisor:
                         proc["killed"] = "output"
                         self._kill_role(proc["role"])
             if not drain:
-                return
+                return True
 
     def _kill_role(self, role: str) -> None:
         """Kill every process of one role. With per-role uids a helper that becomes that uid and calls kill(-1)
@@ -323,7 +350,7 @@ class Supervisor:
                 continue
             # CPU time decides TIME_LIMIT: a program still asking for CPU when the wall guard fires is starved by
             # load, not idle, so it may run on (to its CPU limit) until the hard cap.
-            runnable = any(state == "R" for _, state, _ in entries)
+            runnable = any(state == "R" or iso.process_runnable(pid) for pid, state, _ in entries)
             idle_checks[role] = 0 if runnable else idle_checks.get(role, 0) + 1
             if idle_checks[role] >= 2 or elapsed > limits.get("wall_cap_seconds", 4 * wall_limit):
                 p["killed"] = "wall"

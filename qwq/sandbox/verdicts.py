@@ -129,14 +129,16 @@ def classify(proc: dict, limits: Limits) -> tuple[Verdict, str]:
     sig, code, killed = proc.get("signal"), proc.get("exit_code"), proc.get("killed")
     if killed == "output" or proc.get("stdout_truncated") or proc.get("stderr_truncated"):
         return Verdict.OUTPUT_LIMIT, "output exceeded the cap; the run was stopped"
+    failed = sig is not None or code or killed is not None
+    stderr = unb64(proc.get("stderr"))
+    if failed and any(marker in stderr[:16384] or marker in stderr[-4096:] for marker in _OOM_MARKERS):
+        # the runtime said it ran out of memory; whatever happened after (a hang, a CPU kill) is a consequence
+        return Verdict.MEMORY_LIMIT, f"out of memory (limit {limits.memory_mb} MB)"
     if killed == "cpu" or sig == _signal.SIGXCPU or proc.get("cpu_seconds", 0.0) > limits.cpu_seconds:
         return Verdict.TIME_LIMIT, f"CPU time limit of {limits.cpu_seconds:g} s exceeded"
     if killed == "wall":
         return Verdict.WALL_TIMEOUT, f"idle past the wall-clock guard of {limits.effective_wall_seconds:g} s"
     if sig is not None or code:
-        tail = unb64(proc.get("stderr"))[-2000:]
-        if any(marker in tail for marker in _OOM_MARKERS):
-            return Verdict.MEMORY_LIMIT, f"out of memory (limit {limits.memory_mb} MB)"
         if sig == _signal.SIGXFSZ:
             return Verdict.RUNTIME_ERROR, f"file size limit of {limits.file_size_mb} MB exceeded"
         if sig is not None:
