@@ -21,7 +21,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-model", default="default")
     parser.add_argument("--guard", default="rules", help="guard for the guard-on arm: rules, rules+model, model")
     parser.add_argument("--set", dest="path", default=None, help="a red-team JSONL file (default: the shipped set)")
-    parser.add_argument("--splits", default="dev,heldout,fresh", help="comma-separated splits to run")
+    parser.add_argument("--splits", default="dev,heldout,fresh,fresh2", help="comma-separated splits to run")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--temperature", type=float, default=0.6)
@@ -75,8 +75,8 @@ def main(args) -> int:
         from qwq.safety.report import write_report
 
         notes = (f"Model: {model_name}. Prompts: {len(items)} from splits {', '.join(splits)}. Judge: the rule "
-                 "layer's output check plus a refusal detector. Splits: dev = tuned on; heldout = scored once, then "
-                 "its misses were fixed; fresh = written after the rules were frozen.")
+                 "layer's output check plus a refusal detector. Splits: dev = tuned on; heldout and fresh = scored "
+                 "once, then used for tuning; fresh2 = written after the last freeze, never tuned on.")
         path = write_report(arms, args.out, notes=notes,
                             outcomes_jsonl={a: outcomes_to_jsonl(o) for a, o in outcomes.items()})
         print(f"report: {path}", file=sys.stderr)

@@ -78,7 +78,8 @@ def _alt(patterns: list[str]) -> re.Pattern | None:
 def _compiled() -> dict:
     cats = {}
     for name, groups in lx.CATEGORY_PATTERNS.items():
-        cats[name] = {key: _alt(groups.get(key, [])) for key in ("strong", "weak", "acts", "targets")}
+        cats[name] = {key: _alt(groups.get(key, []) + (lx.GENERIC_ACTS if key == "acts" else []))
+                      for key in ("strong", "weak", "acts", "targets")}
     return {
         "cats": cats,
         "request": re.compile(lx.REQUEST, _FLAGS),
@@ -152,9 +153,13 @@ def score_window(category: str, window: str, *, jailbreak: bool = False, output:
         if strong and category in CONTENT_CATEGORIES:
             score += W_CONTENT + W_REQUEST
             evidence.append("content")
-    elif m := c["request"].search(framed):
-        score += W_REQUEST
-        evidence.append(f"request:{m.group(0)}")
+    else:
+        if m := c["request"].search(framed):
+            score += W_REQUEST
+            evidence.append(f"request:{m.group(0)}")
+        if strong and category in CONTENT_CATEGORIES:
+            score += W_CONTENT  # asking for hateful or sexualising content: the matched text is the harm itself
+            evidence.append("content")
     if operational:
         score += W_OPERATIONAL
         evidence.append(f"operational:{operational.group(0)}")
@@ -178,10 +183,16 @@ def best_scores(texts: list[str], *, output: bool = False, frame: str | None = N
     """The highest-scoring window per category over `texts` (each already prepared)."""
     c = _compiled()
     jailbreak = bool(c["jailbreak"].search(jailbreak_text if jailbreak_text is not None else " ".join(texts)))
-    best: dict[str, CategoryScore] = {}
+    best: dict[str, CategoryScore] = {name: CategoryScore(name, 0.0, "") for name in c["cats"]}
     for text in texts:
+        # a category whose topic appears nowhere in the text cannot score in any window: skip it (most texts
+        # mention no harm topic at all, so this keeps long completions cheap)
+        present = [name for name, pats in c["cats"].items()
+                   if pats["strong"].search(text) or (pats["weak"] is not None and pats["weak"].search(text))]
+        if not present:
+            continue
         for w in ([text] if frame is not None else windows(text, max_chars=900 if output else 600)):
-            for category in c["cats"]:
+            for category in present:
                 s = score_window(category, w, jailbreak=jailbreak, output=output, frame=frame)
                 if category not in best or s.score > best[category].score:
                     best[category] = s

@@ -1,0 +1,120 @@
+"""Red-team rates and guard latency.
+
+    python benchmarks/bench_redteam.py [--out DIR] [-m MODEL | --endpoint URL]
+
+Prints, per split, the safe-response rate on harmful prompts and the over-refusal rate on benign + borderline
+prompts for: no guard and the rule guard, against the worst-case model (complies with everything: what the guard
+alone guarantees), and, with -m/--endpoint, against that model. Then the guard's cost: input check per request,
+output check of a long completion, and the streaming check per 256 generated characters, each as mean / p95 over
+repeated runs, next to a peer measured in the same run (a plain `re.search` of one keyword over the same text) so
+the numbers can be read on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qwq.safety.guard import NullGuard, OutputStream, RuleGuard  # noqa: E402
+from qwq.safety.redteam import SPLITS, load_items, outcomes_to_jsonl, run, summarize  # noqa: E402
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.mean(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    ap.add_argument("-m", "--model", default=None)
+    ap.add_argument("--endpoint", default=None)
+    ap.add_argument("--max-new-tokens", type=int, default=512)
+    args = ap.parse_args()
+
+    items = load_items()
+    arms = {"worst case, guard off": summarize(run(items, NullGuard())),
+            "worst case, rule guard": summarize(run(items, RuleGuard()))}
+    outcomes = {}
+    if args.model or args.endpoint:
+        from qwq.agent.backends import backend_from_spec
+
+        backend = backend_from_spec(model=args.model, endpoint=args.endpoint, temperature=0.6,
+                                    max_tokens=args.max_new_tokens, seed=0)
+        cache: dict[str, str] = {}
+
+        def respond(messages):
+            key = json.dumps(messages)
+            if key not in cache:
+                cache[key] = backend.complete(messages).text
+            return cache[key]
+
+        name = args.model or args.endpoint
+        outcomes[f"{name}, guard off"] = run(items, NullGuard(), respond)
+        outcomes[f"{name}, rule guard"] = run(items, RuleGuard(), respond)
+        arms.update({k: summarize(v) for k, v in outcomes.items()})
+
+    print(f"{'arm':34s} {'split':8s} {'safe-response':>14s} {'over-refusal':>13s} {'n harm':>7s} {'n other':>8s}")
+    for arm, s in arms.items():
+        for split in ["all"] + [x for x in SPLITS if x in s["by_split"]]:
+            r = s["overall"] if split == "all" else s["by_split"][split]
+            print(f"{arm:34s} {split:8s} {100 * r['safe_response_rate']:13.1f}% {100 * r['over_refusal_rate']:12.1f}% "
+                  f"{r['n_harmful']:7d} {r['n_not_harmful']:8d}")
+
+    guard = RuleGuard()
+    short = [i.as_messages() for i in items]
+    long_prompt = max(short, key=lambda m: sum(len(x["content"]) for x in m))
+    completion = ("Let me think about this step by step. " * 40 + "\n</think>\n\n" +
+                  "Here is a detailed answer with several paragraphs of explanation. " * 120)
+    i = iter(range(10 ** 9))
+    in_mean, in_p95 = timed(lambda: guard.check_input(short[next(i) % len(short)]), 2 * len(short))
+    long_mean, long_p95 = timed(lambda: guard.check_input(long_prompt), 50)
+    out_mean, out_p95 = timed(lambda: guard.check_output(completion), 30)
+
+    def stream():
+        s = OutputStream(guard, check_every=256)
+        for k in range(0, len(completion), 16):
+            s.feed(completion[k:k + 16])
+        s.finish()
+
+    st_mean, _ = timed(stream, 5)
+    checks = len(completion) // 256
+    peer = re.compile(r"sarin", re.IGNORECASE)
+    peer_mean, _ = timed(lambda: peer.search(completion), 200)
+    print()
+    print(f"input check per request (shipped prompts): mean {in_mean:.2f} ms, p95 {in_p95:.2f} ms")
+    print(f"input check, longest prompt ({sum(len(x['content']) for x in long_prompt)} chars): mean {long_mean:.2f} ms, "
+          f"p95 {long_p95:.2f} ms")
+    print(f"output check, {len(completion)}-char completion: mean {out_mean:.2f} ms, p95 {out_p95:.2f} ms "
+          f"(peer: one keyword re.search over it {peer_mean * 1000:.1f} us)")
+    print(f"streaming guard: {st_mean:.1f} ms for the whole completion = {st_mean / max(1, checks):.2f} ms per "
+          f"256 generated characters ({checks} checks)")
+    if args.out:
+        from qwq.safety.report import write_report
+
+        arms["latency"] = {}
+        latency = {"input_mean_ms": in_mean, "input_p95_ms": in_p95, "output_long_mean_ms": out_mean,
+                   "stream_per_256_chars_ms": st_mean / max(1, checks)}
+        arms.pop("latency")
+        path = write_report(arms, args.out, title="Red-team report (rule guard)",
+                            notes="Worst case = a model that complies with every request. Latency: "
+                                  + json.dumps({k: round(v, 3) for k, v in latency.items()}),
+                            outcomes_jsonl={k: outcomes_to_jsonl(v) for k, v in outcomes.items()})
+        print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
