@@ -108,8 +108,8 @@ def main() -> None:
     for name in config.get("disable", []):
         if name in config["layers"]:
             config["layers"][name] = {"active": False, "detail": "disabled by the host"}
-    if not config["layers"]["mount_namespace"]["active"]:
-        config["layers"]["private_root"]["active"] = False
+    if not config["layers"]["mount_namespace"]["active"] and config["layers"]["private_root"]["active"]:
+        config["layers"]["private_root"] = {"active": False, "detail": "needs the mount namespace, which is off"}
     control.send(json.dumps(config["layers"]).encode())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
     while True:

@@ -137,13 +137,19 @@ class Sandbox:
             self._root_dir = None
 
     def _start_locked(self, disable) -> None:
+        disable = tuple(disable)
         self._spawn(disable)
         failure = self._smoke_test()
-        if failure and self.layers.get("private_root", {}).get("active"):
-            log.warning("sandbox: the private root is unusable here (%s); retrying without it", failure)
+        # Fallback chain, each step logged: a private root that cannot be built here, then a uid drop that
+        # cannot reach the interpreter (e.g. it lives under a 0700 home and there is no private root to expose it).
+        for layer in ("private_root", "uid_drop"):
+            if not failure or not self.layers.get(layer, {}).get("active"):
+                continue
+            log.warning("sandbox: a trivial program fails with %s active (%s); retrying without it", layer, failure)
             self._stop_server()
-            self._spawn(tuple(disable) + ("private_root",))
-            self.layers["private_root"]["detail"] = f"disabled after a failed smoke test: {failure}"
+            disable += (layer,)
+            self._spawn(disable)
+            self.layers[layer]["detail"] = f"disabled after a failed smoke test: {failure}"
             failure = self._smoke_test()
         if failure:
             self._stop_server()

@@ -86,7 +86,10 @@ class Admission:
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for bodies over the limit, by Content-Length or while streaming."""
+    """ASGI middleware: 413 for bodies over the limit, by Content-Length or while streaming.
+
+    The body is read (up to the limit) before the app sees the request, because frameworks turn errors raised
+    while they read a body into their own 400s."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -97,25 +100,27 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await _too_large(self.max_bytes)(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge()
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await _too_large(self.max_bytes)(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        replayed = False
 
-        try:
-            return await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            return await _too_large(self.max_bytes)(scope, receive, send)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-
-class _BodyTooLarge(Exception):
-    pass
+        return await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -165,6 +170,7 @@ def create_app(*, workers: int = 4, max_queue: int = 32, max_body_bytes: int = 1
                sandbox: Sandbox | None = None) -> FastAPI:
     if workers < 1 or max_queue < 0 or max_body_bytes < 1:
         raise UsageError("workers must be >= 1, max_queue >= 0 and max_body_bytes >= 1")
+    owns_sandbox = sandbox is None
     sandbox = sandbox or Sandbox(max_sessions=min(128, max(32, workers)))
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
     admission = Admission(workers, max_queue)
@@ -174,7 +180,8 @@ def create_app(*, workers: int = 4, max_queue: int = 32, max_body_bytes: int = 1
         await asyncio.get_running_loop().run_in_executor(None, sandbox.start)
         yield
         executor.shutdown(wait=False, cancel_futures=True)
-        sandbox.close()
+        if owns_sandbox:
+            sandbox.close()
 
     app = FastAPI(title="qwq sandbox", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
