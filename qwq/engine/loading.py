@@ -1,0 +1,115 @@
+"""Load a model for the engine: float, quantized on the fly, a saved quantized checkpoint, or a GGUF repacked
+straight into the int4/int8 kernels' formats.
+
+A GGUF converted to int4/int8 is remembered in the qwq cache (`<cache>/converted/<key>/`, keyed by the file's
+identity, the spec, the dtype and the format version), so later loads are a memory map instead of a conversion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qwq.config import ModelConfig
+from qwq.engine.quant import QuantSpec, quantize_model
+from qwq.utils.errors import UsageError
+
+QUANT_CHOICES = ("none", "int8", "int4")
+CONVERSION_FORMAT_VERSION = 1
+_DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                "float16": torch.float16, "fp16": torch.float16}
+
+
+def parse_dtype(dtype: torch.dtype | str | None, device: str = "cpu") -> torch.dtype:
+    """None/"auto": float32 on CPU (the quantized kernels cast to bf16 internally), bfloat16 on GPUs."""
+    if dtype is None or dtype == "auto":
+        return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPE_NAMES:
+        raise UsageError(f"unknown dtype {dtype!r}: expected one of {', '.join(_DTYPE_NAMES)} or auto")
+    return _DTYPE_NAMES[dtype]
+
+
+@dataclass
+class EngineModel:
+    config: ModelConfig
+    model: torch.nn.Module
+    tokenizer: Any
+    chat_template: Any
+    source: Any
+    report: dict = field(default_factory=dict)
+
+
+def _conversion_dir(path: Path, spec: QuantSpec, dtype: torch.dtype) -> Path:
+    from qwq.utils.paths import cache_dir
+
+    stat = path.stat()
+    identity = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "spec": spec.to_dict(), "dtype": str(dtype), "version": CONVERSION_FORMAT_VERSION,
+                "torch": torch.__version__.split("+")[0]}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / "converted" / f"{path.stem}-{spec.method}-g{spec.group_size}-{key}"
+
+
+def load_gguf_for_engine(path: Path, spec: QuantSpec, dtype: torch.dtype, use_cache: bool = True
+                         ) -> tuple[ModelConfig, torch.nn.Module, dict]:
+    from qwq.engine.quant_gguf import load_gguf_quantized
+    from qwq.engine.quant_io import load_quantized_checkpoint, save_quantized_checkpoint
+
+    report: dict = {}
+    target = _conversion_dir(path, spec, dtype) if use_cache else None
+    if target is not None and (target / "quantization.json").is_file():
+        config, _, model = load_quantized_checkpoint(target)
+        report["conversion"] = f"cached: {target}"
+        return config, model, report
+    modules: dict = {}
+    config, model = load_gguf_quantized(path, spec, dtype=dtype, report=modules)
+    report["modules"] = modules
+    if target is not None:
+        try:
+            save_quantized_checkpoint(model, config, spec, target)
+            report["conversion"] = f"converted and cached: {target}"
+        except OSError as exc:  # a full or read-only cache only costs the next load its speed
+            report["conversion"] = f"converted (not cached: {exc})"
+    return config, model, report
+
+
+def load_for_engine(spec: str, quant: str = "none", group_size: int | None = None,
+                    dtype: torch.dtype | str | None = None, device: str = "cpu",
+                    cache_conversion: bool = True) -> EngineModel:
+    from qwq.engine.quant_io import load_quantized_checkpoint, read_spec
+    from qwq.model.loading import load_chat_template, load_model, load_tokenizer, resolve
+
+    if quant not in QUANT_CHOICES:
+        raise UsageError(f"--quant must be one of {', '.join(QUANT_CHOICES)}, got {quant!r}")
+    torch_dtype = parse_dtype(dtype, device)
+    resolved = resolve(spec)
+    report: dict = {}
+    if resolved.kind == "hf" and read_spec(resolved.path) is not None:
+        if torch.device(device).type != "cpu":
+            raise UsageError("quantized checkpoints load on CPU only for now (use the float checkpoint on GPU)")
+        config, saved_spec, model = load_quantized_checkpoint(resolved.path, torch_dtype)
+        if quant != "none" and quant != saved_spec.method:
+            raise UsageError(f"{resolved.path} is already quantized ({saved_spec.method}); drop --quant {quant}")
+        report["quantization"] = saved_spec.to_dict()
+    elif resolved.kind == "gguf" and quant != "none":
+        if torch.device(device).type != "cpu":
+            raise UsageError("the GGUF int4/int8 path runs on CPU; on GPU use --quant none")
+        qspec = QuantSpec(quant, group_size or 32)  # 32: Q4_K blocks repack exactly
+        config, model, report = load_gguf_for_engine(resolved.path, qspec, torch_dtype, cache_conversion)
+        report["quantization"] = qspec.to_dict()
+    else:
+        loaded = load_model(spec, dtype=torch_dtype, device=device)
+        config, model = loaded.config, loaded.model
+        if quant != "none":
+            qspec = QuantSpec(quant, group_size or 128)
+            quantize_model(model, qspec)
+            report["quantization"] = qspec.to_dict()
+    tokenizer = load_tokenizer(resolved)
+    return EngineModel(config, model.eval(), tokenizer, load_chat_template(resolved, tokenizer), resolved, report)

@@ -1,0 +1,279 @@
+"""Weight-only int8 / int4 quantization of the model's Linear layers.
+
+Formats (what a quantized checkpoint stores for a Linear named `<m>`; the spec lives in quantization.json):
+  int8  `<m>.qweight` int8 [N, K], `<m>.scales` [N]                   w[n, k] = qweight[n, k] * scales[n]
+  int4  `<m>.qweight` uint8 [N, K/2] (4-bit codes q in 0..15), `<m>.scale_zeros` [K/G, N, 2] (scale, zero) per
+        group of G inputs:                                           w[n, k] = (q[n, k] - 8) * scale + zero
+        Code layout: when N is a multiple of 64 ("blocked", the layout PyTorch's CPU int4 kernel reads), rows go in
+        blocks of 64 and, for block b and input k, 32 consecutive bytes hold byte j = q[64b + j, k] |
+        q[64b + 32 + j, k] << 4. Otherwise ("plain") byte (n, i) = q[n, 2i] | q[n, 2i + 1] << 4.
+  `<m>.bias` (if any) stays in floating point.
+
+Storing the kernels' own layouts makes loading a quantized checkpoint on CPU a memory map with no conversion.
+On CPU the modules call `aten._weight_int8pack_mm` / `aten._weight_int4pack_mm_for_cpu`. Those are fast only with
+bf16 activations (DESIGN §6), so each module casts its input to its compute dtype (the dtype of its scales, bf16 by
+default) and the result back: the residual stream may stay fp32. Other devices dequantize per call (correct, slow).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qwq.utils.errors import CheckpointError, UsageError
+
+METHODS = ("int8", "int4")
+GROUP_SIZES = (32, 64, 128, 256)
+SPEC_FILE = "quantization.json"
+SPEC_FORMAT = "qwq-weight-only"
+# The CPU int4 kernel reads output rows in blocks of 64 (see the layout above).
+INT4_BLOCK_N = 64
+
+
+# ---- spec ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QuantSpec:
+    """Which Linear layers are quantized, and how. `modules` overrides the default per module name
+    (e.g. {"lm_head": "int8"}); "none" keeps a module in floating point."""
+
+    method: str = "int4"
+    group_size: int = 128
+    modules: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError(f"quantization method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.group_size not in GROUP_SIZES:
+            raise UsageError(f"int4 group size must be one of {GROUP_SIZES}, got {self.group_size!r}")
+        for name, method in self.modules.items():
+            if method not in METHODS + ("none",):
+                raise UsageError(f"quantization of module {name!r} must be int8, int4 or none, got {method!r}")
+
+    def method_for(self, module_name: str) -> str:
+        return self.modules.get(module_name, self.method)
+
+    def to_dict(self) -> dict:
+        return {"format": SPEC_FORMAT, "version": 1, "method": self.method, "group_size": self.group_size,
+                "modules": dict(self.modules)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "quantization spec") -> "QuantSpec":
+        if not isinstance(data, dict) or data.get("format") != SPEC_FORMAT:
+            raise CheckpointError(f"{source}: not a qwq weight-only quantization spec (format != {SPEC_FORMAT!r})")
+        if data.get("version") != 1:
+            raise CheckpointError(f"{source}: unsupported quantization spec version {data.get('version')!r}")
+        try:
+            return cls(method=data["method"], group_size=int(data.get("group_size", 128)),
+                       modules=dict(data.get("modules") or {}))
+        except (KeyError, TypeError, ValueError, UsageError) as exc:
+            raise CheckpointError(f"{source}: invalid quantization spec ({exc})") from None
+
+
+# ---- quantizers (float weight -> stored tensors) -------------------------------------------------------------------
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8: (qweight int8 [N, K], scales fp32 [N])."""
+    w = weight.float()
+    scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+    q = torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scales
+
+
+def int4_codes_affine(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Min/max affine int4 per group of `group_size` inputs: (codes uint8 [N, K] 0..15, scales, zeros fp32 [N, K/G]).
+
+    w ~ (q - 8) * scale + zero, with zero = min + 8 * scale: the group's min and max are representable exactly.
+    """
+    n, k = weight.shape
+    if k % group_size:
+        raise UsageError(f"int4 group size {group_size} does not divide the input width {k}")
+    w = weight.float().reshape(n, k // group_size, group_size)
+    lo, hi = w.amin(dim=-1), w.amax(dim=-1)
+    scales = ((hi - lo) / 15.0).clamp_(min=1e-12)
+    codes = (w - lo[..., None]).div_(scales[..., None]).round_().clamp_(0, 15).to(torch.uint8)
+    return codes.reshape(n, k), scales, lo.add_(scales, alpha=8.0)
+
+
+def int4_is_blocked(out_features: int) -> bool:
+    return out_features % INT4_BLOCK_N == 0
+
+
+def pack_int4(codes: torch.Tensor) -> torch.Tensor:
+    """uint8 codes [N, K] (0..15) -> stored bytes [N, K/2] in the layout for N (blocked or plain)."""
+    n, k = codes.shape
+    if not int4_is_blocked(n):
+        return codes[:, 0::2] | (codes[:, 1::2] << 4)
+    halves = codes.view(n // INT4_BLOCK_N, 2, INT4_BLOCK_N // 2, k)  # [block, half, j, k]
+    blocked = halves[:, 0] | (halves[:, 1] << 4)  # [block, j, k]
+    return blocked.transpose(1, 2).contiguous().view(n, k // 2)
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """Inverse of pack_int4: stored bytes [N, K/2] -> uint8 codes [N, K]."""
+    n, half_k = packed.shape
+    if not int4_is_blocked(n):
+        return torch.stack((packed & 0x0F, packed >> 4), dim=-1).view(n, half_k * 2)
+    blocked = packed.view(n // INT4_BLOCK_N, half_k * 2, INT4_BLOCK_N // 2).transpose(1, 2)  # [block, j, k]
+    return torch.stack((blocked & 0x0F, blocked >> 4), dim=1).reshape(n, half_k * 2)
+
+
+def scale_zeros_tensor(scales: torch.Tensor, zeros: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[N, K/G] scales and zeros -> the stored [K/G, N, 2] tensor."""
+    return torch.stack((scales, zeros), dim=-1).transpose(0, 1).contiguous().to(dtype)
+
+
+def quantize_int4(weight: torch.Tensor, group_size: int, dtype: torch.dtype = torch.bfloat16
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(qweight uint8 [N, K/2], scale_zeros [K/G, N, 2]) in the stored int4 format."""
+    codes, scales, zeros = int4_codes_affine(weight, group_size)
+    return pack_int4(codes), scale_zeros_tensor(scales, zeros, dtype)
+
+
+def dequantize_int4(qweight: torch.Tensor, scale_zeros: torch.Tensor, dtype: torch.dtype = torch.float32
+                    ) -> torch.Tensor:
+    n = qweight.shape[0]
+    groups = scale_zeros.shape[0]
+    codes = unpack_int4(qweight).to(dtype).view(n, groups, -1)
+    scales = scale_zeros[..., 0].t().to(dtype)[..., None]
+    zeros = scale_zeros[..., 1].t().to(dtype)[..., None]
+    return ((codes - 8) * scales + zeros).view(n, -1)
+
+
+# ---- modules -------------------------------------------------------------------------------------------------------
+class _QuantLinear(nn.Module):
+    in_features: int
+    out_features: int
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def _add_bias(self, y: torch.Tensor) -> torch.Tensor:
+        return y if self.bias is None else y + self.bias.to(y.dtype)
+
+    def _make_bias(self, bias: bool, device) -> None:
+        self.bias = nn.Parameter(torch.empty(self.out_features, device=device), requires_grad=False) if bias else None
+
+
+class Int8Linear(_QuantLinear):
+    def __init__(self, in_features: int, out_features: int, bias: bool = False,
+                 compute_dtype: torch.dtype = torch.bfloat16, device=None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("qweight", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("scales", torch.empty(out_features, dtype=compute_dtype, device=device))
+        self._make_bias(bias, device)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, compute_dtype: torch.dtype = torch.bfloat16) -> "Int8Linear":
+        module = cls(linear.in_features, linear.out_features, linear.bias is not None, compute_dtype,
+                     device=linear.weight.device)
+        q, scales = quantize_int8(linear.weight.detach())
+        module.qweight, module.scales = q, scales.to(compute_dtype)
+        if linear.bias is not None:
+            module.bias = nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        return module
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu":
+            flat = x.reshape(-1, self.in_features).to(self.scales.dtype)
+            y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales)
+            y = y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        else:
+            y = F.linear(x, self.dequantize(x.dtype))
+        return self._add_bias(y)
+
+
+class Int4Linear(_QuantLinear):
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, group_size: int = 128,
+                 compute_dtype: torch.dtype = torch.bfloat16, device=None) -> None:
+        super().__init__()
+        if group_size not in GROUP_SIZES:
+            raise UsageError(f"int4 group size must be one of {GROUP_SIZES}, got {group_size!r}")
+        if in_features % group_size:
+            raise UsageError(f"int4 group size {group_size} does not divide the input width {in_features}")
+        self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+        groups = in_features // group_size
+        self.register_buffer("qweight", torch.empty(out_features, in_features // 2, dtype=torch.uint8, device=device))
+        self.register_buffer("scale_zeros", torch.empty(groups, out_features, 2, dtype=compute_dtype, device=device))
+        self._make_bias(bias, device)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int = 128,
+                    compute_dtype: torch.dtype = torch.bfloat16) -> "Int4Linear":
+        module = cls(linear.in_features, linear.out_features, linear.bias is not None, group_size, compute_dtype,
+                     device=linear.weight.device)
+        module.qweight, module.scale_zeros = quantize_int4(linear.weight.detach(), group_size, compute_dtype)
+        if linear.bias is not None:
+            module.bias = nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        return module
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return dequantize_int4(self.qweight, self.scale_zeros, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and int4_is_blocked(self.out_features):
+            flat = x.reshape(-1, self.in_features).to(self.scale_zeros.dtype)
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.qweight, self.group_size, self.scale_zeros)
+            y = y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        else:
+            y = F.linear(x, self.dequantize(x.dtype))
+        return self._add_bias(y)
+
+
+QuantLinear = (Int8Linear, Int4Linear)
+
+
+# ---- whole-model helpers ---------------------------------------------------------------------------------------------
+def iter_linears(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Linear]]:
+    """(full name, parent module, attribute name, Linear) for every nn.Linear in the model."""
+    for parent_name, parent in model.named_modules():
+        for attr, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear):
+                yield (f"{parent_name}.{attr}" if parent_name else attr), parent, attr, child
+
+
+def make_quant_linear(method: str, in_features: int, out_features: int, bias: bool, group_size: int,
+                      compute_dtype: torch.dtype, device=None) -> nn.Module:
+    if method == "int8":
+        return Int8Linear(in_features, out_features, bias, compute_dtype, device=device)
+    return Int4Linear(in_features, out_features, bias, group_size, compute_dtype, device=device)
+
+
+def quantize_model(model: nn.Module, spec: QuantSpec, compute_dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """Swap every nn.Linear the spec covers for its quantized version, in place, one layer at a time (the float
+    weight of a layer is released as soon as it is replaced). A tied LM head stays tied to the embedding (float)."""
+    tied = getattr(getattr(model, "config", None), "tie_word_embeddings", False)
+    with torch.no_grad():
+        for name, parent, attr, linear in iter_linears(model):
+            method = spec.method_for(name)
+            if method == "none" or (tied and name == "lm_head"):
+                continue
+            if method == "int8":
+                new = Int8Linear.from_linear(linear, compute_dtype)
+            else:
+                new = Int4Linear.from_linear(linear, spec.group_size, compute_dtype)
+            setattr(parent, attr, new)
+    return model
+
+
+def quantized_bytes(model: nn.Module) -> int:
+    """Resident bytes of the model's parameters and buffers (quantized modules counted at their packed size)."""
+    total = 0
+    seen: set[int] = set()
+    for module in model.modules():
+        for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
+            if id(t) in seen or t.is_meta:
+                continue
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+    return total

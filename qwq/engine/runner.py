@@ -1,0 +1,62 @@
+"""Runs the model over the engine's KV cache: chunked prefill of one sequence, batched one-token decode steps.
+
+The model is called eagerly by default. `compile=True` wraps the decode forward in `torch.compile` (dynamic shapes,
+so batch size and context length changes do not recompile each step); the first steps then pay the compile time.
+Weights may change between calls (RL): nothing here caches anything derived from them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qwq.engine.cache import PagedKVCache
+
+DEFAULT_PREFILL_CHUNK = 512
+
+
+class ModelRunner:
+    def __init__(self, model: nn.Module, cache: PagedKVCache, prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+                 compile: bool = False) -> None:
+        if prefill_chunk <= 0:
+            raise ValueError(f"prefill_chunk must be positive, got {prefill_chunk}")
+        self.model, self.cache, self.prefill_chunk = model, cache, prefill_chunk
+        self.device = cache.device
+        self._decode_forward = self._forward
+        if compile:
+            self._decode_forward = torch.compile(self._forward, dynamic=True)
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, last_only: bool) -> torch.Tensor:
+        logits = self.model(ids, positions=positions, cache=self.cache, logits_slice=1 if last_only else None)
+        return logits[:, -1]
+
+    @torch.inference_mode()
+    def prefill(self, seq_id: int, tokens: list[int], start: int = 0) -> torch.Tensor:
+        """Feed tokens[start:] to a sequence whose cache holds tokens[:start]; logits [1, V] of the last token."""
+        if start >= len(tokens):
+            raise ValueError(f"prefill: nothing to compute ({start} of {len(tokens)} tokens cached)")
+        logits = None
+        for begin in range(start, len(tokens), self.prefill_chunk):
+            chunk = tokens[begin:begin + self.prefill_chunk]
+            positions = self.cache.begin([seq_id], len(chunk), [chunk])
+            ids = torch.tensor([chunk], device=self.device)
+            try:
+                logits = self._forward(ids, positions, last_only=True)
+            except BaseException:
+                self.cache.discard()
+                raise
+            self.cache.advance(len(chunk))
+        return logits
+
+    @torch.inference_mode()
+    def decode(self, seq_ids: list[int], tokens: list[int]) -> torch.Tensor:
+        """One token per sequence; logits [B, V] of the next position of each."""
+        positions = self.cache.begin(seq_ids, 1, [[t] for t in tokens])
+        ids = torch.tensor(tokens, device=self.device)[:, None]
+        try:
+            logits = self._decode_forward(ids, positions, last_only=False)
+        except BaseException:
+            self.cache.discard()
+            raise
+        self.cache.advance(1)
+        return logits

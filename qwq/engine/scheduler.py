@@ -1,0 +1,235 @@
+"""Continuous batching: requests join and leave the running batch between decode steps.
+
+Each `step()`:
+  1. drops aborted requests (their cache blocks are freed at once);
+  2. admits waiting requests while the batch has rows and the cache has blocks: a request's prompt is prefilled once
+     (in chunks, reusing cached prefix blocks), its n samples fork that prefill and each picks its first token;
+  3. runs one decode step over every running sample (one new token per row), each row sampled with its own
+     parameters and generator.
+When the cache cannot hold one more token for every running sample, the most recently admitted request is preempted:
+its blocks are freed and it waits at the head of the queue; when it comes back its samples are recomputed from
+prompt + generated tokens (prefix caching makes the shared prompt cheap) and continue exactly where they were.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from typing import Any, Sequence
+
+import torch
+
+from qwq.engine.cache import PagedKVCache
+from qwq.engine.outputs import TokenEvent
+from qwq.engine.runner import ModelRunner
+from qwq.engine.sampling import RowSampling, sample_batch
+from qwq.engine.sequence import RequestState, SequenceState
+from qwq.utils.errors import UsageError
+
+
+class Scheduler:
+    def __init__(self, runner: ModelRunner, cache: PagedKVCache, tokenizer: Any, eos_ids: Sequence[int],
+                 vocab_limit: int, max_batch_size: int, max_model_len: int,
+                 think_ids: tuple[int | None, int | None] = (None, None)) -> None:
+        self.runner, self.cache, self.tokenizer = runner, cache, tokenizer
+        self.eos_ids, self.vocab_limit = tuple(eos_ids), vocab_limit
+        self.max_batch_size, self.max_model_len = max_batch_size, max_model_len
+        self.think_ids = think_ids
+        self.waiting: deque[RequestState] = deque()
+        self.running: list[RequestState] = []
+        self.requests: dict[str, RequestState] = {}
+        self._seq_ids = itertools.count()
+        self.preemptions = 0
+
+    # ---- requests ------------------------------------------------------------------------------------------------
+    def add(self, request: RequestState) -> None:
+        if request.request_id in self.requests:
+            raise UsageError(f"request id {request.request_id!r} is already in use")
+        prompt = request.prompt_ids
+        if not prompt:
+            raise UsageError("the prompt is empty: give at least one token")
+        bad = [t for t in prompt if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < self.vocab_limit]
+        if bad:
+            raise UsageError(f"prompt token id {bad[0]!r} is outside the vocabulary (0..{self.vocab_limit - 1})")
+        if len(prompt) >= self.max_model_len:
+            raise UsageError(f"the prompt has {len(prompt)} tokens; the model context is {self.max_model_len} "
+                             f"(at least one token must remain to generate)")
+        if request.params.n > self.max_batch_size:
+            raise UsageError(f"n={request.params.n} samples exceed the engine's max_batch_size "
+                             f"({self.max_batch_size})")
+        if self.cache.blocks_needed(len(prompt) + 1) + request.params.n > self.cache.num_blocks:
+            raise UsageError(f"the prompt ({len(prompt)} tokens, n={request.params.n}) does not fit the KV cache "
+                             f"({self.cache.capacity_tokens} tokens)")
+        request.timings.prompt_tokens = len(prompt)
+        self.requests[request.request_id] = request
+        self.waiting.append(request)
+
+    def abort(self, request_id: str) -> None:
+        request = self.requests.get(request_id)
+        if request is not None:
+            request.aborted = True
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def _running_seqs(self) -> list[SequenceState]:
+        return [s for r in self.running for s in r.seqs if not s.finished]
+
+    def _release(self, request: RequestState) -> None:
+        for seq in request.seqs:
+            self.cache.free(seq.seq_id)
+
+    def _retire_finished(self) -> None:
+        for request in list(self.running):
+            for seq in request.seqs:
+                if seq.finished and seq.seq_id in self.cache.seqs:
+                    self.cache.free(seq.seq_id)
+            if request.finished:
+                self.running.remove(request)
+                self.requests.pop(request.request_id, None)
+
+    # ---- the loop ----------------------------------------------------------------------------------------------
+    def step(self) -> list[TokenEvent]:
+        events: list[TokenEvent] = []
+        self._drop_aborted(events)
+        self._admit(events)
+        self._retire_finished()
+        if self.running:
+            self._decode(events)
+            self._retire_finished()
+        return events
+
+    def _drop_aborted(self, events: list[TokenEvent]) -> None:
+        now = time.perf_counter()
+        for request in [r for r in list(self.waiting) + self.running if r.aborted]:
+            if request in self.waiting:
+                self.waiting.remove(request)
+            else:
+                self.running.remove(request)
+            self._release(request)
+            if not request.seqs:  # never admitted: one closing event per sample
+                self._create_seqs(request)
+            for seq in request.seqs:
+                if not seq.finished:
+                    events.append(seq.finish_event("abort", now))
+            self.requests.pop(request.request_id, None)
+
+    def _create_seqs(self, request: RequestState) -> None:
+        device = self.runner.device
+        request.seqs = [SequenceState(next(self._seq_ids), request, i, self.tokenizer, self.eos_ids, self.think_ids,
+                                      device) for i in range(request.params.n)]
+
+    def _rows_in_use(self) -> int:
+        return len(self._running_seqs())
+
+    def _admit(self, events: list[TokenEvent]) -> None:
+        while self.waiting:
+            request = self.waiting[0]
+            live = [s for s in request.seqs if not s.finished] if request.seqs else None
+            rows = len(live) if live is not None else request.params.n
+            if self.running and self._rows_in_use() + rows > self.max_batch_size:
+                return
+            tokens_needed = len(request.prompt_ids) + (max(len(s.generated) for s in live) if live else 0)
+            blocks = self.cache.blocks_needed(tokens_needed + 1) + rows
+            if self.running and blocks > self.cache.free_blocks():
+                return
+            self.waiting.popleft()
+            request.timings.queued_s += time.perf_counter() - request.arrival if not request.admitted else 0.0
+            if live is None:
+                self._start(request, events)
+            else:
+                self._resume(request, live)
+            self.running.append(request)
+
+    def _start(self, request: RequestState, events: list[TokenEvent]) -> None:
+        """Prefill the prompt once, fork it for the n samples and pick each sample's first token."""
+        request.admitted = True
+        self._create_seqs(request)
+        first, rest = request.seqs[0], request.seqs[1:]
+        start = time.perf_counter()
+        cached = self.cache.add_sequence(first.seq_id, request.prompt_ids)
+        request.timings.cached_prompt_tokens = cached
+        logits = self.runner.prefill(first.seq_id, request.prompt_ids, cached)
+        for seq in rest:
+            self.cache.fork(first.seq_id, seq.seq_id)
+        now = time.perf_counter()
+        request.timings.prefill_s += now - start
+        self._choose(request.seqs, logits.expand(len(request.seqs), -1), events)
+
+    def _resume(self, request: RequestState, live: list[SequenceState]) -> None:
+        """Recompute the cache of preempted samples (everything but their last, not yet fed token)."""
+        start = time.perf_counter()
+        for seq in live:
+            context = request.prompt_ids + seq.generated[:-1]
+            cached = self.cache.add_sequence(seq.seq_id, context)
+            self.runner.prefill(seq.seq_id, context, cached)
+        request.timings.prefill_s += time.perf_counter() - start
+
+    def _preempt_for_decode(self, events: list[TokenEvent]) -> None:
+        while self.running and not self.cache.can_grow([s.seq_id for s in self._running_seqs()], 1):
+            victim = self.running[-1]
+            if len(self.running) == 1:  # alone and still out of room: nothing to wait for
+                now = time.perf_counter()
+                for seq in victim.seqs:
+                    if not seq.finished:
+                        events.append(seq.finish_event("length", now, "kv_cache_full"))
+                return
+            self.running.pop()
+            self._release(victim)
+            self.waiting.appendleft(victim)
+            self.preemptions += 1
+
+    def _decode(self, events: list[TokenEvent]) -> None:
+        now = time.perf_counter()
+        for seq in self._running_seqs():  # a sample at the context limit cannot take another token
+            if len(seq.request.prompt_ids) + len(seq.generated) >= self.max_model_len:
+                events.append(seq.finish_event("length", now, "max_model_len"))
+        self._retire_finished()
+        self._preempt_for_decode(events)
+        self._retire_finished()
+        seqs = self._running_seqs()
+        if not seqs:
+            return
+        start = time.perf_counter()
+        logits = self.runner.decode([s.seq_id for s in seqs], [s.last_token for s in seqs])
+        elapsed = time.perf_counter() - start
+        for request in {id(s.request): s.request for s in seqs}.values():
+            request.timings.decode_s += elapsed
+        self._choose(seqs, logits, events)
+
+    def _choose(self, seqs: list[SequenceState], logits: torch.Tensor, events: list[TokenEvent]) -> None:
+        """Controllers, then sampling, then appending, for each row of `logits` [B, V]."""
+        rows, sampled_rows, forced = [], [], {}
+        for row, seq in enumerate(seqs):
+            if seq.finished:
+                continue
+            bias, token = seq.before_sample(logits[row]) if (seq.controllers or seq.forced) else (None, None)
+            if seq.finished:  # a controller stopped it
+                events.append(seq._final_event(time.perf_counter()))
+                continue
+            if token is not None:
+                forced[row] = token
+            else:
+                sampled_rows.append(row)
+                rows.append(RowSampling(seq.request.params, seq.generator, seq.generated, bias))
+        picks = {}
+        want_logprobs = any(s.request.params.logprobs or s.request.params.top_logprobs for s in seqs)
+        if sampled_rows:
+            out = sample_batch(logits[sampled_rows], rows, self.vocab_limit)
+            for j, row in enumerate(sampled_rows):
+                picks[row] = (out.token_ids[j], out.logprobs[j] if out.logprobs else None,
+                              out.top_logprobs[j] if out.top_logprobs else None)
+        if forced and want_logprobs:
+            log_probs = torch.log_softmax(logits[list(forced)].float()[:, : self.vocab_limit], dim=-1)
+            for j, (row, token) in enumerate(forced.items()):
+                value = float(log_probs[j, token]) if token < self.vocab_limit else float("-inf")
+                picks[row] = (token, value, None)
+        now = time.perf_counter()
+        for row, seq in enumerate(seqs):
+            if row in forced:
+                token, logprob, top = picks.get(row, (forced[row], None, None))
+                events.extend(seq.accept(token, True, logprob, top, now))
+            elif row in picks:
+                token, logprob, top = picks[row]
+                events.extend(seq.accept(token, False, logprob, top, now))
