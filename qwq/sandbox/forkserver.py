@@ -100,8 +100,9 @@ def _supervise(sock: socket.socket, config: dict, request: dict, pid_namespace: 
 
 
 def main() -> None:
+    # No parent-death signal here: it follows the host *thread* that started us, and pool threads come and go.
+    # The host's end of the control socket closes when the host exits, which ends the loop below.
     control = socket.socket(fileno=int(sys.argv[1]))
-    iso.prctl(iso.PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the host
     config = json.loads(control.recv(1 << 20))
     config["layers"] = iso.probe_layers(config["root_dir"], config["readonly_paths"], config["probe_uid"],
                                         config["interpreter"])

@@ -98,6 +98,10 @@ class JudgeResult:
     message: str = ""
 
     @property
+    def per_test(self) -> list[TestResult]:
+        return self.tests
+
+    @property
     def score(self) -> float | None:
         """Fraction of tests passed; None when the sandbox could not score the program."""
         if self.verdict is Verdict.SANDBOX_ERROR:

@@ -16,13 +16,14 @@ the namespace dies with its supervisor. Every layer is probed at start-up and re
 `/health`, `qwq sandbox run --json`); a missing layer is logged as a warning, never dropped silently, and
 `Sandbox(require=[...])` refuses to start without the layers a caller depends on.
 
-Covered: fork bombs (per-uid RLIMIT_NPROC), memory bombs (address-space limit), CPU burners and busy threads, sleeping
-forever, huge output (caps + truncation flags, the run is stopped), disk filling (tmpfs caps, RLIMIT_FSIZE), reading
-the host's files (project, home, data and /etc/shadow are not in the private root; shadow files are masked too),
-writing outside the working directory (read-only root), network access (empty network namespace, loopback down),
-signalling or ptracing the supervisor, the host or other sessions (other uid, other PID namespace), daemons that
-outlive the run, setuid escalation (no_new_privs), faking a function-test pass by exiting early or patching builtins
-(the candidate runs in a separate process from the checker; see `judge.py`).
+Covered: fork bombs (RLIMIT_NPROC of a uid no other session uses), memory bombs (address-space limit), CPU
+burners and busy threads, sleeping forever, huge output (caps + truncation flags, the run is stopped), disk filling
+(tmpfs caps, RLIMIT_FSIZE), reading the host's files (project, home, data and /etc/shadow are not in the private
+root; shadow files are masked too), writing outside the working directory (read-only root), network access (empty
+network namespace, loopback down), signalling or ptracing the supervisor, the host or other sessions (other uid,
+other PID namespace), daemons that outlive the run, setuid escalation (no_new_privs), faking a function-test pass by
+exiting early, patching builtins or returning always-equal objects (the candidate runs in a separate process from
+the checker and only plain data crosses; see `harness.py`).
 
 Not covered: kernel exploits (no seccomp filter; the kernel's whole syscall surface is reachable), side channels and
 timing attacks, exhausting host memory through many concurrent sessions (tmpfs pages and each run's address space
@@ -36,6 +37,7 @@ import atexit
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -79,11 +81,13 @@ class Sandbox:
             raise SandboxUnavailable(f"max_sessions must be in 1..128, got {max_sessions}")
         self.require, self.disable = tuple(require), tuple(disable)
         self.max_sessions = max_sessions
-        self._uid_base = 1_000_000 + ((os.getpid() * 7919 + id(self)) % 4000) * 256
+        # A random block of 256 uids far above any real account, so sandboxes of different host processes
+        # practically never share a uid (a shared uid would share RLIMIT_NPROC).
+        self._uid_base = 100_000 + secrets.randbelow(8_000_000) * 256
         self._free_slots = list(range(max_sessions))
         self._slots_cond = threading.Condition()
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a dead fork server is restarted mid-handover
+        self._send_lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self._root_dir: str | None = None
@@ -265,8 +269,8 @@ class Session:
             raise SessionError(reply.get("error") or f"expected {op!r}, got {reply.get('op')!r}")
         return reply
 
-    def _abort(self) -> None:
-        if self.launcher_pid is not None:
+    def _abort(self, kill: bool = True) -> None:
+        if kill and self.launcher_pid is not None:
             try:
                 os.kill(self.launcher_pid, signal.SIGKILL)  # the supervisor's parent-death signal ends the rest
             except OSError:
@@ -347,9 +351,12 @@ class Session:
             send_message(self.sock, {"op": "close"})
             while recv_message(self.sock).get("op") != "closed":
                 pass
+            clean = True
         except (OSError, ProtocolError):
-            pass
-        self._abort()
+            clean = False
+        # after a clean close every process of the session is dead and the launcher is exiting: its pid may be
+        # reused soon, so it must not be signalled
+        self._abort(kill=not clean)
 
     def __enter__(self) -> "Session":
         return self

@@ -200,3 +200,15 @@ def test_verdicts_are_stable_with_and_without_a_cpu_hog(sandbox):
             hog.wait()
     assert quiet == [expected] * 3, quiet
     assert loaded == [expected] * 3, loaded
+
+
+def test_fork_server_is_restarted_after_it_dies():
+    import os
+    import signal
+
+    with Sandbox(max_sessions=2) as box:
+        assert box.run("print(1)").stdout == "1\n"
+        first = box._proc.pid
+        os.kill(first, signal.SIGKILL)
+        box._proc.wait()
+        assert box.run("print(2)").stdout == "2\n" and box._proc.pid != first
