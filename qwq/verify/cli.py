@@ -122,9 +122,12 @@ def _code(args) -> int:
     from qwq.verify.code import load_tests_file, verify_code
 
     text = _read(None, args.code, "code")
+    if "```" not in text and "</think>" not in text:  # a bare program file
+        text = f"```{args.language}\n{text}\n```"
     tests = load_tests_file(args.tests)
     result = verify_code(text, tests, language=args.language,
-                         starts_in_reasoning=_starts_in_thinking(args.thinking, text))
+                         starts_in_reasoning=_starts_in_thinking(args.thinking, text),
+                         stop_at_first_failure=not args.fraction)
     value = result.score(fraction=args.fraction)
     _print({"verdict": _verdict(None if value is None else value == 1.0), "reward": value, **result.to_dict()},
            args.json)

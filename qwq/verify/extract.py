@@ -44,26 +44,9 @@ class Extraction:
 
 
 def _split_reasoning(text: str, starts_in_reasoning: bool):
-    try:
-        from qwq.tokenizer.reasoning import split_reasoning
-    except ImportError:  # TEMPORARY until qwq.tokenizer.reasoning lands (same contract)
-        return _interim_split(text, starts_in_reasoning)
+    from qwq.tokenizer.reasoning import split_reasoning
+
     return split_reasoning(text, starts_in_reasoning=starts_in_reasoning)
-
-
-def _interim_split(text: str, starts_in_reasoning: bool):
-    from types import SimpleNamespace
-
-    body = text.lstrip()
-    opened = body.startswith("<think>")
-    if opened:
-        body = body[len("<think>"):]
-    if "</think>" in body:
-        reasoning, answer = body.split("</think>", 1)
-        return SimpleNamespace(reasoning=reasoning.strip(), answer=answer.strip(), finished=True)
-    if opened or starts_in_reasoning:
-        return SimpleNamespace(reasoning=body.strip(), answer="", finished=False)
-    return SimpleNamespace(reasoning="", answer=text.strip(), finished=False)
 
 
 def answer_region(completion: str, starts_in_reasoning: bool = True) -> AnswerRegion:

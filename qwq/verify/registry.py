@@ -52,6 +52,7 @@ def registered_rewards() -> dict[str, RewardFunction]:
 @functools.lru_cache(maxsize=1)
 def _load_builtins() -> None:
     importlib.import_module("qwq.verify.rewards")
+    importlib.import_module("qwq.verify.code")  # code_tests (imports the sandbox client, so only on demand)
 
 
 def resolve_reward(spec: str | RewardFunction, params: Mapping[str, Any] | None = None) -> RewardFunction:
