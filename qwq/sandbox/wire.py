@@ -34,9 +34,12 @@ def tests_from_wire(data: dict):
     spec = data["function"]
     if not isinstance(spec, dict) or "entry_point" not in spec:
         raise UsageError("tests.function needs an entry_point")
+    # "plain": true takes args/kwargs/expected as ordinary JSON (LiveCodeBench files), else the tagged encoding
+    unpack = (lambda value, default: default if value is None else value) if spec.get("plain") else \
+        (lambda value, default: default if value is None else decode(value))
     try:
-        cases = [FunctionCase(args=decode(c.get("args", ["l", []])), kwargs=decode(c.get("kwargs", ["d", []])),
-                              expected=decode(c.get("expected")), name=str(c.get("name", "")))
+        cases = [FunctionCase(args=tuple(unpack(c.get("args"), ())), kwargs=dict(unpack(c.get("kwargs"), {})),
+                              expected=unpack(c.get("expected"), None), name=str(c.get("name", "")))
                  for c in spec.get("cases") or []]
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise UsageError(f"tests.function.cases: {exc}") from None

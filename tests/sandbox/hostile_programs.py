@@ -8,7 +8,7 @@ site-packages).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 OK, WA, TLE, WALL, MLE, RTE, OLE = ("OK", "WRONG_ANSWER", "TIME_LIMIT", "WALL_TIMEOUT", "MEMORY_LIMIT",
                                     "RUNTIME_ERROR", "OUTPUT_LIMIT")

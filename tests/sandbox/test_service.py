@@ -74,8 +74,11 @@ def test_batch_keeps_order(http):
     requests = [{"kind": "run", "request": {"code": f"print({i})"}} for i in range(4)]
     requests.append({"kind": "judge", "request": {"code": "def f(x): return x * 2", "tests": {"function": {
         "entry_point": "f", "cases": [{"args": ["l", [["i", "4"]]], "expected": ["i", "8"]}]}}}})
+    requests.append({"kind": "judge", "request": {"code": "def f(x): return [x, x]", "tests": {"function": {
+        "entry_point": "f", "plain": True, "cases": [{"args": [[1]], "expected": [[1], [1]]}]}}}})
     results = http.post("/batch", json={"requests": requests}).json()["results"]
-    assert [r["stdout"] for r in results[:4]] == ["0\n", "1\n", "2\n", "3\n"] and results[4]["verdict"] == "OK"
+    assert [r["stdout"] for r in results[:4]] == ["0\n", "1\n", "2\n", "3\n"]
+    assert results[4]["verdict"] == "OK" and results[5]["verdict"] == "OK"
 
 
 def test_sandbox_fusion_run_code_shape(http):
