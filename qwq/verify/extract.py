@@ -87,6 +87,12 @@ def find_boxed(text: str) -> list[str]:
     return found
 
 
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{}` / `\\fbox{}` (None when there is none, or it is empty)."""
+    boxed = find_boxed(text)
+    return boxed[-1] if boxed and boxed[-1] else None
+
+
 _ANSWER_IS = re.compile(
     r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(?P<ans>[^\n]*)", re.IGNORECASE)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from qwq.verify.extract import (answer_region, extract_choice, extract_math_answer, find_boxed, gold_answer,
-                                gsm8k_answer)
+                                gsm8k_answer, last_boxed)
 
 
 def test_find_boxed_keeps_nested_braces_and_reads_fbox_and_braceless_forms():
@@ -14,6 +14,8 @@ def test_find_boxed_keeps_nested_braces_and_reads_fbox_and_braceless_forms():
 def test_unclosed_or_empty_box_is_an_empty_candidate():
     assert find_boxed(r"\boxed{}") == [""]
     assert find_boxed(r"\boxed{\frac{1}{2}") == [""]
+    assert last_boxed(r"\boxed{1} then \boxed{2}") == "2"
+    assert last_boxed(r"\boxed{}") is None and last_boxed("none") is None
 
 
 def test_last_box_is_the_answer_and_all_distinct_boxes_are_kept():

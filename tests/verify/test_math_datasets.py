@@ -26,6 +26,8 @@ def _plus_one(answer: str) -> str | None:
 
 
 def _flip_sign(answer: str) -> str | None:
+    if answer.strip() == "0":
+        return None  # -0 is 0: not a perturbation
     match = re.search(r"(?<![\w\\])-?(?=[\d\\(a-zA-Z])", answer)
     if not match:
         return None
