@@ -15,8 +15,8 @@ import pytest
 from qwq.sandbox.judge import FunctionTests, judge
 from qwq.sandbox.languages import get_language
 from qwq.sandbox.runner import LAYERS, Sandbox
-from tests.sandbox.conftest import HOSTILE_LIMITS, processes_of, require_layers
-from tests.sandbox.hostile_programs import ADD_TESTS, CORPUS, OK
+from .helpers import HOSTILE_LIMITS, processes_of, require_layers
+from .hostile_programs import ADD_TESTS, CORPUS, OK
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

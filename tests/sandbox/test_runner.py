@@ -14,7 +14,7 @@ from qwq.sandbox.protocol import b64
 from qwq.sandbox.runner import LAYERS, Sandbox, SandboxUnavailable
 from qwq.sandbox.verdicts import Limits, RunResult, Verdict, classify
 from qwq.utils.errors import UsageError
-from tests.sandbox.conftest import processes_of, require_layers
+from .helpers import processes_of, require_layers
 
 SMALL = Limits(cpu_seconds=1, wall_seconds=1.5, memory_mb=256)
 
