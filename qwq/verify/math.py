@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from qwq.verify.extract import answer_region, extract_math_answer, gold_answer
-from qwq.verify.normalize import normalize_answer_text, plain_numbers_equal
+from qwq.verify.normalize import has_exponent_tower, normalize_answer_text, plain_numbers_equal
 from qwq.verify.pool import OK, TIMEOUT, SubprocessPool, shared_pool
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -55,6 +55,8 @@ def _decide_locally(gold: str, pred: str) -> tuple[bool, str] | None:
     verdict = plain_numbers_equal(gold, pred)
     if verdict is not None:
         return verdict, "equal numbers" if verdict else "different numbers"
+    if has_exponent_tower(pred) and not has_exponent_tower(gold):
+        return False, "the answer is an exponent tower (the gold is not): refused, it could stall the checker"
     return None
 
 

@@ -195,11 +195,12 @@ def _is_relation(e) -> bool:
 def _relation_equal(g, p) -> bool:
     if not (_is_relation(g) and _is_relation(p)):
         # an inequality in one variable against an interval or union: compare as sets
-        rel, other = (g, p) if _is_relation(g) else (p, g)
-        if isinstance(other, Set):
-            as_set = _relation_as_set(rel)
-            return as_set is not None and _set_equal(as_set, other) if rel is g else \
-                as_set is not None and _set_equal(other, as_set)
+        if _is_relation(g) and isinstance(p, Set):
+            g_set = _relation_as_set(g)
+            return g_set is not None and _set_equal(g_set, p)
+        if _is_relation(p) and isinstance(g, Set):
+            p_set = _relation_as_set(p)
+            return p_set is not None and _set_equal(g, p_set)
         return False
     if isinstance(g, Eq) and isinstance(p, Eq):
         return _proportional(g.lhs - g.rhs, p.lhs - p.rhs, sign=0)
@@ -337,9 +338,22 @@ def _exact_numeric_equal(g, p) -> bool:
     return _close(vg, vp)
 
 
+_UNEVALUATED = (sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative)
+
+
+def _evaluated(e):
+    """Carry out integrals, sums, limits and derivatives written in the answer (the pool's timeout guards this)."""
+    if isinstance(e, Basic) and e.has(*_UNEVALUATED):
+        try:
+            return e.doit()
+        except Exception:  # noqa: BLE001 - sympy cannot do every integral; compare the unevaluated form
+            return e
+    return e
+
+
 def scalar_equal(g, p, g_places: int | None = None, p_places: int | None = None) -> bool:
     """Exact (symbolic or 45-digit numeric) equality; then the decimal-approximation rule (see module doc)."""
-    g_exact, p_exact = _rationalize(g), _rationalize(p)
+    g_exact, p_exact = _evaluated(_rationalize(g)), _evaluated(_rationalize(p))
     if g_exact == p_exact:
         return True
     if g_exact.free_symbols or p_exact.free_symbols:

@@ -54,6 +54,31 @@ def decimal_places(answer: str) -> int | None:
     return len(literals[0]) if len(literals) == 1 else None
 
 
+def _exponent_group(text: str, caret: int) -> str:
+    i = caret + 1
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i < len(text) and text[i] == "{":
+        depth = 0
+        for j in range(i, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                return text[i + 1:j]
+        return text[i + 1:]
+    match = re.match(r"\\?[A-Za-z]+|\d+|.", text[i:])
+    return match.group(0) if match else ""
+
+
+def has_exponent_tower(answer: str) -> bool:
+    """Does a numeric exponent itself hold an exponent (9^{9^{9^9}})? Such towers can make sympy compute numbers with
+    hundreds of millions of digits, so a prediction with one is refused unless the gold has one too."""
+    for m in re.finditer(r"\^", answer):
+        exponent = _exponent_group(answer, m.start())
+        if ("^" in exponent or "**" in exponent) and not re.search(r"[A-Za-z]", exponent):
+            return True  # numeric towers only: e^{x^2} is a formula, not a number to evaluate
+    return False
+
+
 DECIMAL_REL_TOL = Fraction(2, 10**4)  # a decimal approximation needs about 4 correct significant digits
 
 

@@ -26,6 +26,7 @@ MATH_CANARIES = {
     "giant output": GIANT + "</think>" + GIANT + "\\boxed{" + "9" * 5000 + "}",
     "giant thinking, never closed": GIANT + "\\boxed{42}",
     "only a reopened thinking": "ok</think><think>\\boxed{42}",
+    "an exponent tower that would stall the checker": "ok</think>\\boxed{9^{9^{9^{9}}}}",
 }
 
 
@@ -55,3 +56,10 @@ def test_the_honest_answer_scores_one():
 ])
 def test_choice_canaries_score_zero(completion):
     assert verify_choice(completion, "C").correct is False
+
+
+def test_a_check_that_runs_past_its_timeout_cannot_score():
+    from qwq.verify.math import compare_math_answers
+
+    (result,) = compare_math_answers(["5"], ["9^{9^{9^{9}}}"], timeout=2.0)  # the gold itself stalls sympy
+    assert result.correct is None and "killed" in result.reason
