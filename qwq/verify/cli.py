@@ -97,12 +97,12 @@ def main(args) -> int:
 
 
 def _math(args) -> int:
-    from qwq.verify.math import verify_math
+    from qwq.verify.math import math_pool, verify_math
 
     pred = _read(args.pred, args.pred_file, "pred")
     gold = _read(args.gold, args.gold_file, "gold")
     result = verify_math(pred, gold, starts_in_reasoning=_starts_in_thinking(args.thinking, pred),
-                         timeout=args.timeout)
+                         timeout=args.timeout, pool=math_pool(workers=1))  # one check: one worker to start
     _print({"verdict": _verdict(result.correct), **result.to_dict()}, args.json)
     return 0
 
@@ -129,8 +129,9 @@ def _code(args) -> int:
                          starts_in_reasoning=_starts_in_thinking(args.thinking, text),
                          stop_at_first_failure=not args.fraction)
     value = result.score(fraction=args.fraction)
-    _print({"verdict": _verdict(None if value is None else value == 1.0), "reward": value, **result.to_dict()},
-           args.json)
+    detail = result.to_dict()
+    detail["sandbox_verdict"] = detail.pop("verdict")
+    _print({"verdict": _verdict(None if value is None else value == 1.0), "reward": value, **detail}, args.json)
     return 0
 
 

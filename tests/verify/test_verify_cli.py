@@ -57,3 +57,17 @@ def test_choice_and_rules():
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     code, out, err = qwq(*args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_code_from_files(tmp_path):
+    tests = tmp_path / "tests.json"
+    tests.write_text(json.dumps([{"input": "3\n", "output": "6\n"}, {"input": "4\n", "output": "8\n"}]))
+    right, partial = tmp_path / "right.py", tmp_path / "partial.py"
+    right.write_text("print(int(input()) * 2)\n")
+    partial.write_text("n = int(input())\nprint(6 if n == 3 else 0)\n")
+    assert qwq("code", "--code", str(right), "--tests", str(tests))[1] == "true\n"
+    code, out, _ = qwq("code", "--code", str(partial), "--tests", str(tests), "--fraction", "--json")
+    detail = json.loads(out)
+    assert code == 0 and detail["verdict"] == "false" and detail["reward"] == 0.5 and detail["passed"] == 1
+    code, _, err = qwq("code", "--code", str(right), "--tests", str(tmp_path / "missing.json"))
+    assert code == 2 and "cannot read tests file" in err
