@@ -45,7 +45,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=200, help="problems drawn for rg:/proc: tasks (default 200)")
     local = p.add_argument_group("local model")
     local.add_argument("--quant", choices=("none", "int8", "int4"), default="none")
-    local.add_argument("--max-batch-size", type=int, default=16)
+    local.add_argument("--max-batch-size", type=int, default=16, help="sequences decoded together")
+    local.add_argument("--kv-cache-tokens", type=int,
+                       help="KV-cache size in tokens, shared by the batch (default: the engine's; long reasoning "
+                            "needs max-batch-size x max-tokens)")
     remote = p.add_argument_group("endpoint")
     remote.add_argument("--endpoint-model", help="model name to request (default: the first of /v1/models)")
     remote.add_argument("--concurrency", type=int, default=16, help="requests in flight at once")
@@ -108,7 +111,10 @@ def _backend(args):
                                send_extra_sampling=not args.openai_strict)
     from qwq.eval.local import LocalEngineBackend
 
-    return LocalEngineBackend.from_spec(args.model, quant=args.quant, max_batch_size=args.max_batch_size)
+    engine_options = {"max_batch_size": args.max_batch_size}
+    if args.kv_cache_tokens:
+        engine_options["kv_cache_tokens"] = args.kv_cache_tokens
+    return LocalEngineBackend.from_spec(args.model, quant=args.quant, **engine_options)
 
 
 def _print_table(summary: dict) -> None:

@@ -12,7 +12,7 @@ import time
 from typing import Any, Sequence
 
 from qwq.eval.backends import Backend, Completion, OnResult, Request, SamplingConfig, split_token_counts
-from qwq.utils.errors import UsageError
+from qwq.utils.errors import QwqError, UsageError
 
 
 class PromptRenderer:
@@ -68,7 +68,11 @@ class LocalEngineBackend(Backend):
         try:
             for request in requests:
                 text, ids, starts = self.renderer.render(request.messages)
-                request_id = engine.submit(ids, self._params(sampling, request.seed), request_id=request.key)
+                try:
+                    request_id = engine.submit(ids, self._params(sampling, request.seed), request_id=request.key)
+                except QwqError as exc:  # e.g. a prompt longer than the model's context: this sample fails
+                    on_result(Completion(request.key, error=f"{type(exc).__name__}: {exc}"))
+                    continue
                 pending[request_id] = {"request": request, "prompt_tokens": len(ids), "starts": starts,
                                        "tokens": [], "text": [], "start": time.perf_counter(), "prompt_text": text}
             while pending:
