@@ -140,9 +140,7 @@ class _Cursor:
             self.need(count * dtype.itemsize, field)
             values = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos)
             self.pos += count * dtype.itemsize
-            if item_type == GGUFValueType.FLOAT32:
-                return [_float32_value(v) for v in values]
-            return values.tolist()
+            return values.tolist()  # float32 arrays (token scores) stay exact float32 values, not rounded reprs
         if item_type == GGUFValueType.STRING:
             return self._strings(count, field)
         if item_type == GGUFValueType.ARRAY:
