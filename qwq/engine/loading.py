@@ -17,7 +17,7 @@ import torch
 
 from qwq.config import ModelConfig
 from qwq.engine.quant import QuantSpec, quantize_model
-from qwq.utils.errors import UsageError
+from qwq.utils.errors import ModelNotFoundError, UsageError
 
 QUANT_CHOICES = ("none", "int8", "int4")
 CONVERSION_FORMAT_VERSION = 1
@@ -112,4 +112,8 @@ def load_for_engine(spec: str, quant: str = "none", group_size: int | None = Non
             quantize_model(model, qspec)
             report["quantization"] = qspec.to_dict()
     tokenizer = load_tokenizer(resolved)
-    return EngineModel(config, model.eval(), tokenizer, load_chat_template(resolved, tokenizer), resolved, report)
+    try:
+        template = load_chat_template(tokenizer)
+    except ModelNotFoundError:  # no template: the engine still runs raw prompts; engine.chat() says why not
+        template = None
+    return EngineModel(config, model.eval(), tokenizer, template, resolved, report)

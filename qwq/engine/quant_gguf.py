@@ -17,7 +17,8 @@ import torch
 from gguf.constants import GGMLQuantizationType as GGMLType
 
 from qwq.config import ModelConfig
-from qwq.engine.quant import (Int4Linear, Int8Linear, QuantSpec, int4_codes_affine, int4_is_blocked,
+from qwq.engine.quant import (Int4Linear, Int8Linear, QuantSpec, int4_codes_affine, int4_codes_search,
+                              int4_is_blocked,
                               iter_linears, make_quant_linear, pack_int4, quantize_int8)
 from qwq.utils.errors import GGUFError
 
@@ -49,10 +50,16 @@ def _q4k_rows_as_codes(tensor, start: int, end: int) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def fill_int4_from_gguf(module: Int4Linear, tensor) -> str:
+def fill_int4_from_gguf(module: Int4Linear, tensor, search_steps: int = 8) -> str:
     """Fill an Int4Linear from a GGUF weight; returns how ('exact' or 'requantized')."""
     rows, width = tensor.shape
     exact = tensor.ggml_type == GGMLType.Q4_K and module.group_size == 32
+
+    def quantize_codes(rows: torch.Tensor, group_size: int):
+        if search_steps > 0:
+            return int4_codes_search(rows, group_size, search_steps)
+        return int4_codes_affine(rows, group_size)
+
     qweight = torch.empty(rows, width // 2, dtype=torch.uint8)
     scale_zeros = torch.empty(width // module.group_size, rows, 2, dtype=module.scale_zeros.dtype)
     step = _ROWS_PER_SLICE if int4_is_blocked(rows) else rows  # blocked packing needs whole 64-row blocks
@@ -60,7 +67,7 @@ def fill_int4_from_gguf(module: Int4Linear, tensor) -> str:
         if exact:
             codes, scales, zeros = _q4k_rows_as_codes(tensor, start, end)
         else:
-            codes, scales, zeros = int4_codes_affine(_decode_rows(tensor, start, end), module.group_size)
+            codes, scales, zeros = quantize_codes(_decode_rows(tensor, start, end), module.group_size)
         qweight[start:end] = pack_int4(codes)
         scale_zeros[:, start:end, 0] = scales.t()
         scale_zeros[:, start:end, 1] = zeros.t()
@@ -80,8 +87,8 @@ def fill_int8_from_gguf(module: Int8Linear, tensor) -> str:
 
 
 def load_gguf_quantized(path: str | Path, spec: QuantSpec, dtype: torch.dtype = torch.bfloat16,
-                        compute_dtype: torch.dtype = torch.bfloat16, report: dict | None = None
-                        ) -> tuple[ModelConfig, torch.nn.Module]:
+                        compute_dtype: torch.dtype = torch.bfloat16, report: dict | None = None,
+                        search_steps: int = 8) -> tuple[ModelConfig, torch.nn.Module]:
     """Build a Qwen2 model from a GGUF file with its Linear layers quantized per `spec` (CPU).
 
     `dtype` is the dtype of everything else (embedding, norms, biases, activations); `compute_dtype` the dtype the
@@ -109,7 +116,10 @@ def load_gguf_quantized(path: str | Path, spec: QuantSpec, dtype: torch.dtype = 
         tensor = checkpoint.tensors[weight_name]
         module = make_quant_linear(method, linear.in_features, linear.out_features, linear.bias is not None,
                                    spec.group_size, compute_dtype)
-        how = (fill_int4_from_gguf if method == "int4" else fill_int8_from_gguf)(module, tensor)
+        if method == "int4":
+            how = fill_int4_from_gguf(module, tensor, search_steps)
+        else:
+            how = fill_int8_from_gguf(module, tensor)
         handled.add(weight_name)
         if linear.bias is not None:
             bias_name = f"{name}.bias"

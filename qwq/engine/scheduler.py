@@ -44,8 +44,15 @@ class Scheduler:
 
     # ---- requests ------------------------------------------------------------------------------------------------
     def add(self, request: RequestState) -> None:
+        self.validate(request)
         if request.request_id in self.requests:
             raise UsageError(f"request id {request.request_id!r} is already in use")
+        request.timings.prompt_tokens = len(request.prompt_ids)
+        self.requests[request.request_id] = request
+        self.waiting.append(request)
+
+    def validate(self, request: RequestState) -> None:
+        """UsageError for a request this engine can never serve (reads only fixed settings: thread-safe)."""
         prompt = request.prompt_ids
         if not prompt:
             raise UsageError("the prompt is empty: give at least one token")
@@ -61,9 +68,6 @@ class Scheduler:
         if self.cache.blocks_needed(len(prompt) + 1) + request.params.n > self.cache.num_blocks:
             raise UsageError(f"the prompt ({len(prompt)} tokens, n={request.params.n}) does not fit the KV cache "
                              f"({self.cache.capacity_tokens} tokens)")
-        request.timings.prompt_tokens = len(prompt)
-        self.requests[request.request_id] = request
-        self.waiting.append(request)
 
     def abort(self, request_id: str) -> None:
         request = self.requests.get(request_id)

@@ -90,8 +90,7 @@ def controls_from_request(fields: Mapping[str, Any]) -> dict:
         raise UsageError(f"field 'starts_in_thinking' must be true, false or null, got {start!r}")
     if controls or start is not None:
         controls = {"accounting": {"starts_in_thinking": start}, **controls}
-    if "self_consistency" in fields and fields["self_consistency"] not in (None, False):
-        self_consistency_from_request(fields)  # validate it with the rest
+    self_consistency_from_request(fields)  # validated with the rest
     return controls
 
 

@@ -1,0 +1,117 @@
+"""`qwq bench`: load time, time to first token, single-stream decode speed, batched throughput, peak memory.
+
+    qwq bench -m qwen2.5-coder-0.5b --quant int4 --tokens 128 --batch 16 [--json]
+
+Decode speed is also given as a share of the memory-bandwidth roofline: the bytes of weights one decode step must
+read (every Linear and the LM head, at their stored size) times tokens/s, over a measured copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+from qwq.engine.cli_common import add_model_args
+
+DEFAULT_PROMPT = "Write a Python function that returns the n-th Fibonacci number, with a docstring and tests."
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parser.add_argument("--tokens", type=int, default=128, help="tokens to decode per sequence")
+    parser.add_argument("--batch", type=int, default=16, help="concurrent sequences for the throughput run (0: skip)")
+    parser.add_argument("--json", action="store_true")
+    add_model_args(parser)
+
+
+def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
+    """Best-of memory copy bandwidth (read + write bytes per second), in GB/s."""
+    import torch
+
+    src = torch.ones(megabytes * 2**20 // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def weight_bytes_per_token(model) -> int:
+    """Bytes one decode step reads: all parameters and buffers except the embedding table (one row is read)."""
+    total = 0
+    embed = model.model.embed_tokens.weight
+    seen = {id(embed)}
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if id(tensor) in seen or tensor.is_meta:
+            continue
+        seen.add(id(tensor))
+        total += tensor.numel() * tensor.element_size()
+    if model.config.tie_word_embeddings:
+        total += embed.numel() * embed.element_size()  # the tied head reads the whole table each step
+    return total
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    from qwq.engine.cli_common import load_engine
+    from qwq.engine.sampling import SamplingParams
+    from qwq.utils.errors import UsageError
+
+    if args.tokens <= 0 or args.batch < 0:
+        raise UsageError("--tokens must be positive and --batch >= 0")
+    start = time.perf_counter()
+    engine = load_engine(args, max_batch_size=max(1, args.batch), prefix_caching=False,
+                         kv_cache_tokens=max(1, args.batch) * (args.tokens + 512))
+    load_s = time.perf_counter() - start
+    prompt = engine.encode(args.prompt)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=args.tokens, ignore_eos=True)
+    first = next(iter(engine.stream(prompt, greedy.replace(max_new_tokens=1))))
+    ttft_s = time.perf_counter() - start
+    assert first.token_id is not None
+
+    single = engine.generate([prompt], greedy)[0]
+    single_tps = single.timings.decode_tokens_per_s
+    report = {
+        "model": args.model, "quant": args.quant, "dtype": str(engine.dtype).removeprefix("torch."),
+        "threads": __import__("torch").get_num_threads(), "load_s": round(load_s, 2),
+        "load_to_first_token_s": round(ttft_s, 2), "prompt_tokens": len(prompt),
+        "prefill_tokens_per_s": round(single.timings.prefill_tokens_per_s, 1),
+        "single_stream_tokens_per_s": round(single_tps, 2),
+    }
+    step_bytes = weight_bytes_per_token(engine.model)
+    bandwidth = copy_bandwidth_gbs()
+    report.update({"weight_bytes_per_token": step_bytes, "copy_bandwidth_gbs": round(bandwidth, 1),
+                   "roofline_tokens_per_s": round(bandwidth * 1e9 / step_bytes, 1),
+                   "roofline_share": round(single_tps * step_bytes / (bandwidth * 1e9), 3)})
+    if args.batch:
+        prompts = [prompt] * args.batch
+        params = [greedy.replace(temperature=0.7, seed=i) for i in range(args.batch)]
+        start = time.perf_counter()
+        results = engine.generate(prompts, params)
+        elapsed = time.perf_counter() - start
+        generated = sum(len(s.token_ids) for r in results for s in r.samples)
+        decode_s = max(r.timings.decode_s for r in results)
+        report.update({"batch": args.batch, "batch_tokens_per_s": round(generated / elapsed, 2),
+                       "batch_decode_tokens_per_s": round(generated / decode_s, 2) if decode_s else None,
+                       "batch_speedup": round(generated / elapsed / single_tps, 2) if single_tps else None})
+    report["peak_rss_gb"] = round(peak_rss_gb(), 2)
+    return report
+
+
+def main(args: argparse.Namespace) -> int:
+    report = run_bench(args)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    return 0

@@ -1,0 +1,129 @@
+"""Weight-only int8/int4: formats, kernels, whole-model swaps, checkpoints on disk and streaming conversion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from qwq.engine import Engine, SamplingParams
+from qwq.engine.quant import (Int4Linear, Int8Linear, QuantSpec, int4_codes_affine, int4_codes_search, pack_int4,
+                              quantize_int4, quantize_model, unpack_int4)
+from qwq.engine.quant_io import load_quantized_checkpoint, quantize_checkpoint, save_quantized_checkpoint
+from qwq.utils.errors import CheckpointError, UsageError
+
+from engine_fixtures import make_model, tiny_config
+
+
+@pytest.mark.parametrize("rows,cols", [(64, 64), (128, 96), (896, 128), (48, 64)])
+def test_int4_layout_round_trips_and_matches_the_cpu_kernel_packing(rows, cols):
+    codes = torch.randint(0, 16, (rows, cols), dtype=torch.uint8, generator=torch.Generator().manual_seed(rows))
+    packed = pack_int4(codes)
+    assert packed.shape == (rows, cols // 2)
+    assert torch.equal(unpack_int4(packed), codes)
+    if rows % 64 == 0:  # the blocked layout is exactly what PyTorch's own converter produces
+        assert torch.equal(packed, torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.int(), 1))
+
+
+@pytest.mark.parametrize("compute_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("cls", [Int8Linear, Int4Linear])
+def test_quantized_linear_equals_its_dequantized_weight(cls, compute_dtype):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 192, bias=True)
+    module = cls.from_linear(linear, compute_dtype=compute_dtype) if cls is Int8Linear else \
+        cls.from_linear(linear, 64, compute_dtype)
+    x = torch.randn(5, 256)
+    want = x @ module.dequantize().t() + linear.bias
+    got = module(x)
+    tol = 1e-4 if compute_dtype == torch.float32 else 0.05
+    assert got.dtype == x.dtype
+    assert torch.allclose(got, want, atol=tol, rtol=tol)
+    # the quantization itself is close to the float layer (int8 much closer than int4)
+    error = (module.dequantize() - linear.weight).abs().max() / linear.weight.abs().max()
+    assert error < (0.01 if cls is Int8Linear else 0.1)
+
+
+def test_int4_min_max_groups_reconstruct_extremes_and_search_lowers_error():
+    torch.manual_seed(1)
+    w = torch.randn(64, 128) * torch.rand(64, 1)
+    codes, scales, zeros = int4_codes_affine(w, 32)
+    deq = ((codes.float().view(64, 4, 32) - 8) * scales[..., None] + zeros[..., None]).view(64, 128)
+    groups = w.view(64, 4, 32)
+    assert torch.allclose(deq.view(64, 4, 32).amin(-1), groups.amin(-1), atol=1e-5)
+    assert torch.allclose(deq.view(64, 4, 32).amax(-1), groups.amax(-1), atol=1e-5)
+    codes2, scales2, zeros2 = int4_codes_search(w, 32, steps=8)
+    deq2 = ((codes2.float().view(64, 4, 32) - 8) * scales2[..., None] + zeros2[..., None]).view(64, 128)
+    assert ((deq2 - w) ** 2).sum() < 0.9 * ((deq - w) ** 2).sum()
+
+
+def test_unblocked_shapes_use_the_dequantizing_path():
+    linear = torch.nn.Linear(64, 40)  # 40 rows: not a multiple of the kernel's 64-row blocks
+    module = Int4Linear.from_linear(linear, 32, torch.float32)
+    x = torch.randn(3, 64)
+    assert torch.allclose(module(x), x @ module.dequantize().t() + linear.bias, atol=1e-5)
+
+
+def test_spec_validation_patterns_and_json():
+    spec = QuantSpec("int4", 64, {"lm_head": "int8", "*.down_proj": "none"})
+    assert spec.method_for("lm_head") == "int8"
+    assert spec.method_for("model.layers.3.mlp.down_proj") == "none"
+    assert spec.method_for("model.layers.3.mlp.up_proj") == "int4"
+    assert QuantSpec.from_dict(json.loads(spec.to_json())) == spec
+    with pytest.raises(UsageError, match="group size"):
+        QuantSpec("int4", 48)
+    with pytest.raises(UsageError, match="method"):
+        QuantSpec("int3")
+    with pytest.raises(CheckpointError, match="format"):
+        QuantSpec.from_dict({"method": "int4"})
+
+
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_quantize_save_load_round_trip_gives_identical_outputs(tmp_path, method):
+    config = tiny_config()
+    model = make_model(config, seed=4)
+    spec = QuantSpec(method, 32, {"lm_head": "int8"})
+    quantize_model(model, spec)
+    prompt = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])
+    with torch.no_grad():
+        before = model(prompt)
+    save_quantized_checkpoint(model, config, spec, tmp_path / "q")
+    assert json.loads((tmp_path / "q" / "quantization.json").read_text())["method"] == method
+    _, loaded_spec, loaded = load_quantized_checkpoint(tmp_path / "q")
+    assert loaded_spec == spec
+    with torch.no_grad():
+        after = loaded(prompt)
+    assert torch.equal(before, after)
+    params = SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True)
+    assert Engine(model, max_batch_size=1).generate([[1, 2, 3]], params)[0].samples[0].token_ids == \
+        Engine(loaded, max_batch_size=1).generate([[1, 2, 3]], params)[0].samples[0].token_ids
+
+
+def test_streaming_conversion_equals_in_memory_quantization(tmp_path):
+    from qwq.model.weights import save_hf_checkpoint
+
+    config = tiny_config()
+    model = make_model(config, seed=6)
+    save_hf_checkpoint(model, config, tmp_path / "float", max_shard_bytes=200_000)  # several shards
+    assert len(list((tmp_path / "float").glob("*.safetensors"))) > 1
+    spec = QuantSpec("int4", 32)
+    quantize_checkpoint(tmp_path / "float", tmp_path / "q", spec, dtype=torch.float32, max_shard_bytes=40_000)
+    assert (tmp_path / "q" / "model.safetensors.index.json").is_file()
+    _, _, streamed = load_quantized_checkpoint(tmp_path / "q")
+    in_memory = quantize_model(make_model(config, seed=6), spec)
+    prompt = torch.tensor([[7, 7, 1, 2, 3]])
+    with torch.no_grad():
+        assert torch.equal(streamed(prompt), in_memory(prompt))
+
+
+def test_corrupt_quantized_checkpoints_name_the_problem(tmp_path):
+    config = tiny_config()
+    model = quantize_model(make_model(config), QuantSpec("int8"))
+    save_quantized_checkpoint(model, config, QuantSpec("int8"), tmp_path / "q")
+    spec_file = tmp_path / "q" / "quantization.json"
+    spec_file.write_text(json.dumps({"format": "qwq-weight-only", "version": 1, "method": "int4", "group_size": 32}))
+    with pytest.raises(CheckpointError, match="qweight"):
+        load_quantized_checkpoint(tmp_path / "q")
+    spec_file.write_text("{not json")
+    with pytest.raises(CheckpointError, match="quantization.json"):
+        load_quantized_checkpoint(tmp_path / "q")
