@@ -94,6 +94,9 @@ def test_bad_settings(value):
 # ---------------------------------------------------------------- drivers on a scripted model
 
 
+HEADS = (" the", " quick", " brown")  # one token each: the first sampled token names the path
+
+
 class Branching:
     """The first sampled token picks a path (answer and length); the rest of the path is deterministic."""
 
@@ -101,9 +104,12 @@ class Branching:
         self.prompt_len = prompt_len
         self.eos = ids_of(tok, "<|im_end|>")[0]
         filler = tok.encode(" hmm")[0]
-        self.paths = {}
-        for answer, (logit, think_len) in paths.items():
-            head = tok.encode(f" {answer}")[0]
+        self.paths, self.heads = {}, {}
+        for word, (answer, (logit, think_len)) in zip(HEADS, paths.items()):
+            head = tok.encode(word)
+            assert len(head) == 1
+            head = head[0]
+            self.heads[answer] = head
             body = [filler] * think_len + tok.encode(f"\n</think>\n\nThe answer is \\boxed{{{answer}}}.") + [self.eos]
             self.paths[head] = (logit, body)
 
@@ -119,7 +125,8 @@ class Branching:
 def _engine(paths):
     tok = qwq_like_tokenizer()
     prompt = chat_prompt(tok)
-    return tok, prompt, scripted_engine(Branching(tok, len(prompt), paths), tok, max_batch_size=8)
+    script = Branching(tok, len(prompt), paths)
+    return script.heads, prompt, scripted_engine(script, tok, max_batch_size=8)
 
 
 def _sampling():
@@ -127,7 +134,7 @@ def _sampling():
 
 
 def test_votes_match_the_samples_and_the_engine_output():
-    tok, prompt, engine = _engine({"84": (1.0, 5), "85": (0.6, 5), "7": (0.0, 5)})
+    _, prompt, engine = _engine({"84": (1.0, 5), "85": (0.6, 5), "7": (0.0, 5)})
     settings = SelfConsistencySettings(n=8)
     result = self_consistency(engine, prompt, _sampling(), settings)
     answers = [b.answer for b in sorted(result.ballots, key=lambda b: b.index)]
@@ -142,12 +149,12 @@ def test_votes_match_the_samples_and_the_engine_output():
 
 
 def test_early_stop_aborts_the_remaining_samples():
-    # "84" is likely and short; "85" is long. Consensus 0.5 of 6 = 3 votes: the long samples are cut.
-    tok, prompt, engine = _engine({"84": (3.0, 3), "85": (2.0, 150)})
+    # "84" is likelier and short; "85" is long. Consensus 0.5 of 6 = 3 votes: the long samples are cut.
+    heads, prompt, engine = _engine({"84": (0.5, 3), "85": (0.0, 150)})
     settings = SelfConsistencySettings(n=6, consensus=0.5)
     full = engine.generate([prompt], _sampling().replace(n=6))[0]
-    heads = [s.token_ids[0] for s in full.samples]
-    assert heads.count(tok.encode(" 84")[0]) >= 3 and heads.count(tok.encode(" 85")[0]) >= 1  # seed 3 has both
+    first = [s.token_ids[0] for s in full.samples]
+    assert first.count(heads["84"]) >= 3 and first.count(heads["85"]) >= 1  # this seed draws both paths
     result = self_consistency(engine, prompt, _sampling(), settings)
     assert result.stopped_early and result.answer == "84"
     assert result.table[0]["votes"] == 3 and len(result.ballots) < 6
@@ -156,7 +163,7 @@ def test_early_stop_aborts_the_remaining_samples():
 
 
 def test_async_driver_agrees_with_the_sync_one():
-    tok, prompt, engine = _engine({"84": (1.0, 5), "85": (0.8, 9)})
+    _, prompt, engine = _engine({"84": (1.0, 5), "85": (0.8, 9)})
     settings = SelfConsistencySettings(n=6)
     sync = self_consistency(engine, prompt, _sampling(), settings)
     aengine = AsyncEngine(engine)
