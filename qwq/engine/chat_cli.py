@@ -67,8 +67,11 @@ def main(args: argparse.Namespace) -> int:
     from qwq.utils.errors import UsageError
 
     console = Console(highlight=False)
+    from qwq.engine.controls.args import self_consistency_from_args
+
     params = sampling_params(args)
-    engine = load_engine(args, max_batch_size=1)
+    voting = self_consistency_from_args(args)
+    engine = load_engine(args, max_batch_size=voting.n if voting else 1)
     if engine.chat_template is None:
         raise UsageError(f"{args.model}: the model has no chat template (use `qwq generate` for raw prompts)")
     system = args.system
@@ -112,14 +115,23 @@ def main(args: argparse.Namespace) -> int:
         printer = TurnPrinter(console, show_thinking,
                               prompt_starts_in_reasoning(engine.tokenizer.decode(prompt[-64:])))
         console.print("[bold blue]qwq>[/] ", end="")
-        stream = engine.stream(prompt, params)
-        try:
-            for event in stream:
-                printer.feed(event.text_delta)
-        except KeyboardInterrupt:
-            stream.close()  # aborts the request and frees its cache
-            console.print("\n[dim](interrupted)[/]")
-        printer.finish()
+        if voting is not None:  # n samples, the majority answer's most confident sample is shown
+            from qwq.engine.self_consistency import self_consistency
+
+            vote = self_consistency(engine, prompt, params, voting)
+            printer.feed(vote.texts.get(vote.winner_index, "") if vote.winner_index is not None else "")
+            printer.finish()
+            console.print(f"[dim](self-consistency: {vote.table[0]['votes'] if vote.table else 0} of "
+                          f"{len(vote.ballots)} votes for {vote.answer})[/]")
+        else:
+            stream = engine.stream(prompt, params)
+            try:
+                for event in stream:
+                    printer.feed(event.text_delta)
+            except KeyboardInterrupt:
+                stream.close()  # aborts the request and frees its cache
+                console.print("\n[dim](interrupted)[/]")
+            printer.finish()
         last_thinking = printer.parser.reasoning
         answer = printer.parser.content
         full = f"<think>\n{last_thinking}\n</think>\n\n{answer}" if last_thinking else answer

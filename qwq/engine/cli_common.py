@@ -35,16 +35,17 @@ def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 512
     group.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
     group.add_argument("--seed", type=int, default=None)
     group.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    group.add_argument("--thinking-budget", type=int, default=None,
-                       help="cap on thinking tokens, then wrap up and answer (reasoning controls)")
+    from qwq.engine.controls.args import add_control_args
+
+    add_control_args(parser)
 
 
 def sampling_params(args: argparse.Namespace, n: int = 1, logprobs: bool = False):
     from qwq.engine.sampling import SamplingParams
 
-    controls = {}
-    if getattr(args, "thinking_budget", None) is not None:
-        controls["thinking_budget"] = args.thinking_budget
+    from qwq.engine.controls.args import controls_from_args
+
+    controls = controls_from_args(args)
     return SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
                           presence_penalty=args.presence_penalty, frequency_penalty=args.frequency_penalty,
                           max_new_tokens=args.max_new_tokens, n=n, seed=args.seed, stop=tuple(args.stop),

@@ -64,8 +64,15 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be positive, got {args.n}")
     params = sampling_params(args, n=args.n, logprobs=args.logprobs)
     text = read_prompt(args)
-    engine = load_engine(args, max_batch_size=max(args.max_batch_size, args.n))
+    from qwq.engine.controls.args import print_self_consistency, self_consistency_from_args
+
+    voting = self_consistency_from_args(args)
+    if voting is not None and args.n != 1:
+        raise UsageError("--self-consistency N sets the number of samples: drop --n")
+    engine = load_engine(args, max_batch_size=max(args.max_batch_size, args.n, voting.n if voting else 1))
     prompt = prompt_ids(engine, args, text)
+    if voting is not None:
+        return print_self_consistency(engine, prompt, params, voting, args.json)
     if args.json:
         result = engine.generate([prompt], params)[0]
         for sample in result.samples:

@@ -37,7 +37,7 @@ class SelfConsistencySettings:
     extract: str = "math"
     letters: str = "ABCD"
     equivalence: str = "cheap"
-    starts_in_thinking: bool = True  # the output starts inside `<think>` (QwQ's generation prompt)
+    starts_in_thinking: bool | None = None  # does the output start inside `<think>`? None: read it from the prompt
 
     @classmethod
     def parse(cls, value: Any) -> "SelfConsistencySettings":
@@ -68,8 +68,8 @@ class SelfConsistencySettings:
             raise bad("equivalence", "one of " + ", ".join(EQUIVALENCES), self.equivalence)
         if not isinstance(self.letters, str) or not self.letters.isalpha() or len(set(self.letters.upper())) < 2:
             raise bad("letters", "at least two distinct letters", self.letters)
-        if not isinstance(self.starts_in_thinking, bool):
-            raise bad("starts_in_thinking", "true or false", self.starts_in_thinking)
+        if self.starts_in_thinking is not None and not isinstance(self.starts_in_thinking, bool):
+            raise bad("starts_in_thinking", "true, false or null", self.starts_in_thinking)
 
 
 @dataclass
@@ -100,7 +100,8 @@ class _Group:
 def extract_answer(text: str, settings: SelfConsistencySettings) -> str | None:
     from qwq.verify.extract import answer_region, extract_choice, extract_math_answer
 
-    region = answer_region(text, starts_in_reasoning=settings.starts_in_thinking)
+    starts = True if settings.starts_in_thinking is None else settings.starts_in_thinking
+    region = answer_region(text, starts_in_reasoning=starts)
     if not region.finished:
         return None
     if settings.extract == "choice":
@@ -181,8 +182,16 @@ class SelfConsistencyResult:
     generated_tokens: int
     texts: dict[int, str] = field(default_factory=dict)
 
+    @property
+    def winner_index(self) -> int | None:
+        """The sample to show for the winning answer: its most confident one (highest mean logprob)."""
+        if not self.table:
+            return None
+        members = [b for b in self.ballots if b.index in self.table[0]["samples"]]
+        return max(members, key=lambda b: float("-inf") if b.mean_logprob is None else b.mean_logprob).index
+
     def to_dict(self) -> dict:
-        return {"answer": self.answer, "votes": self.table, "n": self.n, "completed": len(self.ballots),
+        return {"answer": self.answer, "winner_index": self.winner_index, "votes": self.table, "n": self.n, "completed": len(self.ballots),
                 "stopped_early": self.stopped_early, "generated_tokens": self.generated_tokens,
                 "no_answer": [b.index for b in self.ballots if b.answer is None]}
 
@@ -212,6 +221,19 @@ def _params_for(params: Any, settings: SelfConsistencySettings) -> Any:
     return params.replace(n=settings.n, logprobs=True)
 
 
+def _resolved(settings: SelfConsistencySettings, engine: Any, prompt_ids: Sequence[int]) -> SelfConsistencySettings:
+    """Settings with `starts_in_thinking` read from the prompt when not given (QwQ: its last `<think>` is open)."""
+    settings.check()
+    if settings.starts_in_thinking is not None or getattr(engine, "tokenizer", None) is None:
+        return settings
+    import dataclasses
+
+    from qwq.tokenizer.reasoning import prompt_starts_in_reasoning
+
+    inside = prompt_starts_in_reasoning(engine.tokenizer.decode(list(prompt_ids)))
+    return dataclasses.replace(settings, starts_in_thinking=inside)
+
+
 def _result(tally: VoteTally, buffers: _SampleBuffers, settings: SelfConsistencySettings,
             aborted: bool) -> SelfConsistencyResult:
     ranked = tally.ranked()
@@ -224,7 +246,7 @@ def _result(tally: VoteTally, buffers: _SampleBuffers, settings: SelfConsistency
 def self_consistency(engine: Any, prompt_ids: Sequence[int], params: Any, settings: SelfConsistencySettings,
                      controllers: Sequence[Any] = (), math_pool: Any = None) -> SelfConsistencyResult:
     """Run n samples of one prompt on `engine` (continuously batched), vote, stop early once decided."""
-    settings.check()
+    settings = _resolved(settings, engine, prompt_ids)
     tally, buffers = VoteTally(settings, math_pool), _SampleBuffers()
     open_samples, aborted = settings.n, False
     with closing(engine.stream(prompt_ids, _params_for(params, settings), controllers=controllers)) as events:
@@ -247,7 +269,7 @@ async def self_consistency_async(aengine: Any, prompt_ids: Sequence[int], params
                                  settings: SelfConsistencySettings, request_id: str | None = None,
                                  controllers: Sequence[Any] = (), math_pool: Any = None) -> SelfConsistencyResult:
     """The same over an AsyncEngine (leaving its event stream early aborts the request's remaining samples)."""
-    settings.check()
+    settings = _resolved(settings, aengine.engine, prompt_ids)
     tally, buffers = VoteTally(settings, math_pool), _SampleBuffers()
     open_samples, aborted = settings.n, False
     stream = aengine.generate(prompt_ids, _params_for(params, settings), request_id, controllers)

@@ -181,3 +181,59 @@ def test_controls_need_a_tokenizer():
     engine = Engine(ScriptedModel(lambda context: 1, config), None, config, max_batch_size=1, kv_cache_tokens=256)
     with pytest.raises(UsageError, match="tokenizer"):
         engine.generate([[1, 2, 3]], greedy(5, loop_breaker=True))
+
+
+# ---------------------------------------------------------------- the CLI flags
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory, tok):
+    """A random tiny Qwen2 with the QwQ-like tokenizer, as a HF checkpoint directory (any output will do)."""
+    from qwq.model.weights import save_hf_checkpoint
+
+    from engine_fixtures import make_model, tiny_config
+
+    config = tiny_config(vocab_size=tok.vocab_size, max_position_embeddings=512)
+    directory = tmp_path_factory.mktemp("ckpt") / "model"
+    save_hf_checkpoint(make_model(config, seed=5), config, directory)
+    tok.save(directory)
+    return directory
+
+
+def _cli(capsys, *argv):
+    import json
+
+    from qwq.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], out
+
+
+def test_generate_cli_thinking_budget_and_answer_budget(checkpoint_dir, capsys, tok):
+    code, records, _ = _cli(capsys, "generate", "-m", str(checkpoint_dir), "--prompt", "What is 12 * 7?", "--chat",
+                            "--temperature", "0", "--max-new-tokens", "200", "--thinking-budget", "6",
+                            "--answer-budget", "4", "--loop-breaker", "--json")
+    assert code == 0
+    record = records[0]
+    controls = record["controls"]
+    assert controls["thinking_budget"]["forced_at_thinking_tokens"] == 6
+    assert controls["accounting"]["answer_tokens"] == 4 and record["stop_reason"] == "answer_budget"
+    assert "loop_breaker" in controls and record["reasoning"] is not None
+
+
+def test_generate_cli_self_consistency(checkpoint_dir, capsys):
+    code, records, _ = _cli(capsys, "generate", "-m", str(checkpoint_dir), "--prompt", "2+2?", "--chat",
+                            "--max-new-tokens", "12", "--thinking-budget", "3", "--self-consistency", "3",
+                            "--seed", "1", "--json")
+    assert code == 0
+    record = records[0]
+    assert record["n"] == 3 and record["completed"] == 3
+    assert sum(row["votes"] for row in record["votes"]) + len(record["no_answer"]) == 3
+
+
+def test_generate_cli_bad_control_flag_is_exit_2(checkpoint_dir, capsys):
+    from qwq.cli import main
+
+    assert main(["generate", "-m", str(checkpoint_dir), "--prompt", "x", "--answer-budget", "3"]) == 2
+    assert "--answer-budget needs --thinking-budget" in capsys.readouterr().err

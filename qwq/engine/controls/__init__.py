@@ -101,7 +101,13 @@ def self_consistency_from_request(fields: Mapping[str, Any]):
     value = fields.get("self_consistency")
     if value is None or value is False:
         return None
-    return SelfConsistencySettings.parse(value)
+    settings = SelfConsistencySettings.parse(value)
+    start = fields.get("starts_in_thinking")
+    if settings.starts_in_thinking is None and isinstance(start, bool):  # the request-wide setting applies
+        import dataclasses
+
+        settings = dataclasses.replace(settings, starts_in_thinking=start)
+    return settings
 
 
 __all__ = ["CONTROL_FIELDS", "REQUEST_FIELDS", "controls_from_request", "self_consistency_from_request"]
