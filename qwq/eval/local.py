@@ -35,20 +35,32 @@ class PromptRenderer:
 
 
 class LocalEngineBackend(Backend):
-    def __init__(self, engine: Any, *, description: dict | None = None):
-        self.engine = engine
-        self.renderer = PromptRenderer(engine.chat_template, engine.tokenizer)
+    """Over an engine, or over a model spec loaded on the first `generate` (a rerun that only rescores or
+    rebuilds the report never loads the model)."""
+
+    def __init__(self, engine: Any = None, *, description: dict | None = None, loader: Any = None):
+        if engine is None and loader is None:
+            raise UsageError("LocalEngineBackend needs an engine or a loader")
+        self._engine, self._loader = engine, loader
         self.description = description or {}
 
     @classmethod
     def from_spec(cls, spec: str, quant: str = "none", **engine_options: Any) -> "LocalEngineBackend":
-        from qwq.engine.engine import Engine
+        from qwq.model.loading import resolve
 
-        engine = Engine.load(spec, quant=quant, **engine_options)
-        source = getattr(engine, "source", None)
-        path = getattr(source, "path", None)
-        return cls(engine, description={"backend": "local", "model": spec, "path": str(path) if path else None,
-                                        "quant": quant})
+        def load():
+            from qwq.engine.engine import Engine
+
+            return Engine.load(spec, quant=quant, **engine_options)
+
+        path = resolve(spec).path  # fails now, not after the plan, when the spec names nothing
+        return cls(loader=load, description={"model": spec, "path": str(path) if path else None, "quant": quant})
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = self._loader()
+        return self._engine
 
     def describe(self) -> dict:
         return {"backend": "local", **self.description}
@@ -62,12 +74,15 @@ class LocalEngineBackend(Backend):
                               max_new_tokens=sampling.max_tokens, n=1, seed=seed, controls=controls)
 
     def generate(self, requests: Sequence[Request], sampling: SamplingConfig, on_result: OnResult) -> None:
+        if not requests:
+            return
         engine = self.engine
+        renderer = PromptRenderer(engine.chat_template, engine.tokenizer)
         open_id, close_id = getattr(engine, "think_token_ids", (None, None))
         pending: dict[str, dict] = {}
         try:
             for request in requests:
-                text, ids, starts = self.renderer.render(request.messages)
+                text, ids, starts = renderer.render(request.messages)
                 try:
                     request_id = engine.submit(ids, self._params(sampling, request.seed), request_id=request.key)
                 except QwqError as exc:  # e.g. a prompt longer than the model's context: this sample fails

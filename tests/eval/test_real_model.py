@@ -16,7 +16,7 @@ def _eval(model, shared_data, out, extra=()):
                      *extra])
 
 
-def test_qwq_eval_on_the_real_05b_model(real_gguf, shared_data, tmp_path, capsys):
+def test_qwq_eval_on_the_real_05b_model(real_gguf, shared_data, tmp_path, capsys, monkeypatch):
     from qwq.model.loading import load_chat_template, load_tokenizer, resolve
     from qwq.eval.tasks import build_task
 
@@ -37,7 +37,11 @@ def test_qwq_eval_on_the_real_05b_model(real_gguf, shared_data, tmp_path, capsys
     assert summary["tasks"]["gsm8k"]["problems"] == 2
     report = (out / "report.md").read_text()
     assert "| gsm8k | 1 | 2 |" in report and (out / "charts" / "accuracy.png").is_file()
-    # greedy + the same settings: a rerun generates nothing and reports the same numbers
+    # the same settings again: nothing to generate, so the model is not even loaded; the same numbers come out
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded for a run with nothing to generate")
+
+    monkeypatch.setattr("qwq.engine.engine.Engine.load", no_load)
     assert _eval(real_gguf, shared_data, out) == 0
     assert json.loads((out / "summary.json").read_text())["tasks"]["gsm8k"]["pass@1"] == summary["tasks"]["gsm8k"]["pass@1"]
 
