@@ -75,6 +75,8 @@ class EndpointBackend(Backend):
         self.send_extra_sampling = send_extra_sampling  # top_k / min_p: accepted by vLLM, SGLang, llama.cpp, qwq
 
     def describe(self) -> dict:
+        if not self.model:
+            self.model = self._first_model()
         return {"backend": "endpoint", "url": self.base, "model": self.model}
 
     def _headers(self) -> dict:
@@ -92,20 +94,20 @@ class EndpointBackend(Backend):
             body["thinking_budget"] = sampling.thinking_budget
         return body
 
-    async def _resolve_model(self, client) -> None:
-        if self.model:
-            return
+    def _first_model(self) -> str:
+        """The first model the server lists (asked once, before anything is generated)."""
         import httpx
 
         try:
-            response = await client.get(f"{self.base}/models", headers=self._headers())
+            response = httpx.get(f"{self.base}/models", headers=self._headers(), timeout=30)
             response.raise_for_status()
             models = response.json().get("data") or []
         except (httpx.HTTPError, ValueError) as exc:
-            raise UsageError(f"cannot list models at {self.base}/models ({exc}); pass --endpoint-model NAME") from None
-        if not models:
+            raise UsageError(f"cannot list models at {self.base}/models ({type(exc).__name__}: {exc}); is the server "
+                             "up? (or pass --endpoint-model NAME)") from None
+        if not models or "id" not in models[0]:
             raise UsageError(f"{self.base}/models lists no model; pass --endpoint-model NAME")
-        self.model = str(models[0]["id"])
+        return str(models[0]["id"])
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
@@ -153,8 +155,9 @@ class EndpointBackend(Backend):
         import httpx
 
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        if not self.model:
+            self.model = self._first_model()
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
-            await self._resolve_model(client)
             semaphore = asyncio.Semaphore(self.concurrency)
             tasks = [asyncio.create_task(self._one(client, semaphore, r, sampling)) for r in requests]
             try:

@@ -123,6 +123,7 @@ def test_cli_against_an_endpoint(data_root, tmp_path, capsys):
      "--lcb-tests"),
     (["eval", "--tasks", "nope", "--endpoint", "http://127.0.0.1:9"], "unknown task"),
     (["eval", "--tasks", "gsm8k", "--endpoint", "http://127.0.0.1:9", "--thinking-budget", "lots"], "lots"),
+    (["eval", "--tasks", "gsm8k", "--endpoint", "http://127.0.0.1:9", "--limit", "1"], "cannot list models"),
 ])
 def test_cli_usage_errors_exit_2(argv, message, capsys):
     assert qwq_main(argv) == 2
