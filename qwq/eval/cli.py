@@ -43,6 +43,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="benchmark data directory (default: $QWQ_DATA or ../shared/data)")
     p.add_argument("--lcb-tests", help="directory of LiveCodeBench test files (not shipped)")
     p.add_argument("--count", type=int, default=200, help="problems drawn for rg:/proc: tasks (default 200)")
+    p.add_argument("--problem-seed", type=int, help="which rg:/proc: problems (default: the pipeline's eval seed)")
     local = p.add_argument_group("local model")
     local.add_argument("--quant", choices=("none", "int8", "int4"), default="none")
     local.add_argument("--max-batch-size", type=int, default=16, help="sequences decoded together")
@@ -141,7 +142,7 @@ def main(args) -> int:
     if not args.model and not args.endpoint:
         raise UsageError("give a model with -m/--model or a server with --endpoint")
     budgets = parse_budgets(args.thinking_budget)
-    options = {"lcb_tests": args.lcb_tests, "count": args.count, "seed": args.seed}
+    options = {"lcb_tests": args.lcb_tests, "count": args.count, "problem_seed": args.problem_seed}
     tasks = [build_task(name, data_dir=args.data_dir, options=options) for name in args.tasks.split(",") if name.strip()]
     if not tasks:
         raise UsageError("--tasks names no task")

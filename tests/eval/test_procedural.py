@@ -10,9 +10,12 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def test_procedural_task_scores_with_its_reward(tmp_path):
-    task = build_task("proc:arith", options={"count": 6, "seed": 1})
+    task = build_task("proc:arith", options={"count": 6, "problem_seed": 1})
     items = task.items()
     assert task.kind == "math" and len(items) == 6
+    from qwq.rl.evaluate import EVAL_SEED
+
+    assert build_task("proc:arith").seed == EVAL_SEED  # the pipeline's held-out problems by default
     rl_task = task.rl_task
     assert all(rl_task.split_of(item.fields["example"]) == "heldout" for item in items)
     right = {item.id for item in items[:3]}

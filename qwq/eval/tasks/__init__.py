@@ -51,19 +51,19 @@ BENCHMARKS = ("aime24", "aime25", "math500", "gsm8k", "humaneval", "livecodebenc
 
 
 def build_task(name: str, *, data_dir: str | os.PathLike | None = None, options: dict | None = None) -> EvalTask:
-    """A task by name (see the table above). Options: `lcb_tests` (LiveCodeBench test directory), `seed` and
-    `count` (procedural and reasoning-gym problems)."""
+    """A task by name (see the table above). Options: `lcb_tests` (LiveCodeBench test directory),
+    `problem_seed` and `count` (which procedural / reasoning-gym problems; default: the pipeline's eval seed)."""
     options = dict(options or {})
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     root = data_root(data_dir)
     if key.startswith("rg:"):
         from qwq.eval.tasks.reasoning_gym import ReasoningGymEvalTask
 
-        return ReasoningGymEvalTask(key.split(":", 1)[1], count=options.get("count"), seed=options.get("seed", 0))
+        return ReasoningGymEvalTask(key.split(":", 1)[1], count=options.get("count"), seed=options.get("problem_seed"))
     if key.startswith("proc:"):
         from qwq.eval.tasks.procedural import ProceduralEvalTask
 
-        return ProceduralEvalTask(key.split(":", 1)[1], count=options.get("count"), seed=options.get("seed", 0))
+        return ProceduralEvalTask(key.split(":", 1)[1], count=options.get("count"), seed=options.get("problem_seed"))
     builders = _builders()
     if key not in builders:
         raise TaskError(f"unknown task {name!r}: expected one of {', '.join(BENCHMARKS)}, rg:<dataset> "

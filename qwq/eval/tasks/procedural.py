@@ -2,7 +2,9 @@
 (the exact function RL trains on), so a training curve and an eval number can never disagree about correctness.
 
 `proc:<name>` is any task qwq.rl.data.build_task knows (arith, linear, code, instruct, ...); a sample is correct
-when its reward is 1 (a partial reward counts as wrong; None means the task could not score it).
+when its reward is 1 (a partial reward counts as wrong; None means the task could not score it). The problems are
+drawn with the pipeline's evaluation seed unless another is given, so the numbers line up with the held-out
+accuracies of a `qwq pipeline` report.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ def as_thinking_completion(completion: str, starts_in_reasoning: bool) -> str:
 class ProceduralEvalTask(EvalTask):
     default_n = 1
 
-    def __init__(self, task_name: str, count: int | None = None, seed: int = 0, split: str = "heldout"):
+    def __init__(self, task_name: str, count: int | None = None, seed: int | None = None, split: str = "heldout"):
         if not task_name:
             raise TaskError("proc:<task> needs a task name, e.g. proc:arith")
+        if seed is None:
+            from qwq.rl.evaluate import EVAL_SEED
+
+            seed = EVAL_SEED
         self.task_name, self.count, self.seed, self.split = task_name, count or DEFAULT_COUNT, seed, split
         self.name = f"proc:{task_name}"
         self.description = f"pipeline task {task_name} ({split} split, {self.count} problems, seed {seed})"

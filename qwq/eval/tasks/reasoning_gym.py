@@ -8,7 +8,7 @@ from qwq.eval.tasks.procedural import ProceduralEvalTask
 
 
 class ReasoningGymEvalTask(ProceduralEvalTask):
-    def __init__(self, dataset: str, count: int | None = None, seed: int = 0):
+    def __init__(self, dataset: str, count: int | None = None, seed: int | None = None):
         super().__init__(f"rg:{dataset}", count, seed)
         self.name = f"rg:{dataset}"
         self.dataset = dataset
