@@ -168,15 +168,16 @@ def create_app(ctx: ServeContext, *, api_key: str | None = None, max_body_bytes:
         return FileResponse(str(STATIC.joinpath("index.html")), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.openapi = lambda: _openapi(app, api_key is not None)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, ctx, api_key is not None)  # type: ignore[method-assign]
     app.add_middleware(GateMiddleware, ctx=ctx, api_key=api_key, max_body_bytes=max_body_bytes)
     app.state.ctx = ctx
     return app
 
 
-def _openapi(app: FastAPI, secured: bool) -> dict:
+def _openapi(app: FastAPI, ctx: ServeContext, secured: bool) -> dict:
     """FastAPI's schema, corrected to what the server really answers: 400 (not 422) for invalid bodies, the SSE
-    media type beside JSON for streamable routes, the bearer scheme and 401 when an API key is set."""
+    media type beside JSON for streamable routes, the bearer scheme and 401 when an API key is set, and this
+    server's limits (the one model id, n up to the engine's batch size, max_tokens up to the context)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -187,6 +188,16 @@ def _openapi(app: FastAPI, secured: bool) -> dict:
     schemas["ChatCompletionChunk"] = ChatCompletionChunk.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in list(schemas["ChatCompletionChunk"].pop("$defs", {}).items()):
         schemas.setdefault(name, sub)
+    for name in ("ChatCompletionRequest", "CompletionRequest"):
+        properties = schemas[name]["properties"]
+        properties["model"]["enum"] = [ctx.model_id]
+        properties["n"]["maximum"] = ctx.engine.options.max_batch_size
+        for field in ("max_tokens", "max_completion_tokens"):
+            if field in properties:
+                for option in properties[field].get("anyOf", [properties[field]]):
+                    if option.get("type") == "integer":
+                        option["maximum"] = ctx.max_model_len - 1
+    _limit_token_ids(schemas["CompletionRequest"]["properties"]["prompt"], ctx.engine.vocab_limit - 1)
     if secured:
         components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in schema.get("paths", {}).items():
@@ -205,3 +216,15 @@ def _openapi(app: FastAPI, secured: bool) -> dict:
                 responses["400"] = {"description": "invalid request"}
     app.openapi_schema = schema
     return schema
+
+
+def _limit_token_ids(node: Any, maximum: int) -> None:
+    """Token ids in the prompt schema stop at the vocabulary's last id."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer" and node.get("minimum") == 0:
+            node["maximum"] = maximum
+        for value in node.values():
+            _limit_token_ids(value, maximum)
+    elif isinstance(node, list):
+        for value in node:
+            _limit_token_ids(value, maximum)

@@ -53,6 +53,10 @@ class _OutputGuard:
     def feed(self, index: int, text: str):
         return self.streams[index].feed(text) if text else None
 
+    def finish(self, index: int):
+        verdict = self.streams[index].finish()
+        return verdict if verdict.refused else None
+
 
 def _refusal(verdict: Any) -> str:
     from qwq.safety.guard import refusal_message
@@ -198,6 +202,11 @@ async def stream_chat(ctx: ServeContext, request: ChatCompletionRequest, prep: P
                 if event.finished:
                     for delta in router.finish(event.finish_reason):
                         yield chunk(index, delta)
+                    final = guard.finish(index) if guard is not None else None
+                    if final is not None:  # the whole text is refused: what was streamed cannot be unsent
+                        router.state.finish_reason = "content_filter"
+                        text = _refusal(final)
+                        yield chunk(index, {"content": "\n\n" + text, "refusal": text})
                     yield chunk(index, {}, router.state.finish_reason,
                                 logprobs=_take(pending, index) if request.logprobs and pending[index] else None)
     except Exception as exc:  # the engine died mid-stream: tell the client in the stream's own shape

@@ -61,6 +61,18 @@ def _check_port(host: str, port: int) -> None:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Cheap checks first (before torch is imported): numbers, then whether the model spec resolves at all."""
+    from qwq.model.loading import resolve
+
+    for name in ("max_batch_size", "max_tokens", "max_body_bytes"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.guard not in ("none", "rules"):
+        raise UsageError(f"--guard must be none or rules, got {args.guard!r}")
+    resolve(args.model)
+
+
 def build_server(args: argparse.Namespace):
     """(app, engine) from parsed arguments; loads the model."""
     import torch
@@ -69,9 +81,7 @@ def build_server(args: argparse.Namespace):
     from qwq.serve.app import create_app
     from qwq.serve.service import ServeContext
 
-    for name in ("max_batch_size", "max_tokens", "max_body_bytes"):
-        if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    check_args(args)
     if args.threads is not None:
         if args.threads <= 0:
             raise UsageError(f"--threads must be positive, got {args.threads}")
@@ -96,6 +106,7 @@ def build_server(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
+    check_args(args)
     _check_port(args.host, args.port)
     app, engine = build_server(args)
     ctx = app.state.ctx
@@ -103,5 +114,5 @@ def main(args: argparse.Namespace) -> int:
           f"at http://{args.host}:{args.port}/  (API at /v1, metrics at /metrics)", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, http="h11",
                             timeout_graceful_shutdown=5, access_log=args.log_level == "debug")
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run()  # Ctrl-C: graceful shutdown (requests aborted), then exit 130
     return 0

@@ -19,6 +19,8 @@ MAX_TOKENS_LIMIT = 1 << 20
 SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1
 
 Float = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1)]
+TokenId = Annotated[int, Field(ge=0)]
 
 
 def _check_unicode(value: Any, where: str = "body") -> None:
@@ -192,8 +194,8 @@ class ChatCompletionRequest(SamplingFields, ReasoningControls):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]] = Field(
-        description="text, a list of texts, token ids, or a list of token-id lists")
+    prompt: Text | list[Text] | list[TokenId] | list[Annotated[list[TokenId], Field(min_length=1)]] = Field(
+        description="text, a list of texts, token ids, or a list of token-id lists", min_length=1)
     max_tokens: int | None = Field(16, ge=1, le=MAX_TOKENS_LIMIT)
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=5, description="return this many alternatives per token")
@@ -203,8 +205,6 @@ class CompletionRequest(SamplingFields):
     def _prompt_not_empty(cls, value: Any) -> Any:
         if isinstance(value, list) and not value:
             raise ValueError("prompt is an empty list")
-        if isinstance(value, list) and value and isinstance(value[0], list) and any(not p for p in value):
-            raise ValueError("prompt holds an empty token list")
         return value
 
 

@@ -70,6 +70,10 @@ def scripts() -> list[Script]:
                 {"role": "assistant", "content": f"{ADD_REASONING}\n</think>\n\n{ADD_ANSWER}"},
                 {"role": "user", "content": HELLO_QUESTION}], None,
                f"{HELLO_REASONING}\n</think>\n\n{HELLO_ANSWER}<|im_end|>"),
+        # the chat page test's conversation
+        Script([{"role": "user", "content": LONG_QUESTION}, {"role": "assistant", "content": "Done."},
+                {"role": "user", "content": ADD_QUESTION}], None,
+               f"{ADD_REASONING}\n</think>\n\n{ADD_ANSWER}<|im_end|>"),
     ]
 
 

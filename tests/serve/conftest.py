@@ -74,6 +74,15 @@ def engine(chat_model_dir):
 
 
 @pytest.fixture(scope="session")
+def own_engine(chat_model_dir):
+    """A second engine on the same checkpoint, for tests that drive an engine directly (the server's engine belongs
+    to its worker thread)."""
+    from qwq.engine import Engine
+
+    return Engine.load(str(chat_model_dir), max_batch_size=4)
+
+
+@pytest.fixture(scope="session")
 def serve_ctx(engine):
     from qwq.serve.service import ServeContext
 

@@ -145,13 +145,22 @@ def test_named_tool_choice_forces_the_call_after_thinking(client):
     assert message.model_extra["reasoning_content"] == WEATHER_REASONING + "\n"  # it still thinks first
     assert [c.function.name for c in message.tool_calls] == ["get_weather"]
     assert json.loads(message.tool_calls[0].function.arguments) == WEATHER_ARGS
-    # "Say hello." never calls a tool by itself: the forced prefix starts the answer anyway. (The tiny model then
-    # writes no valid JSON, so the block comes back as text, as any invalid block does.)
-    forced = client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": HELLO_QUESTION}],
-                                            tools=[WEATHER_TOOL], tool_choice=named, temperature=0, max_tokens=40)
-    text = forced.choices[0].message.content or ""
-    calls = forced.choices[0].message.tool_calls or []
-    assert calls or text.startswith('<tool_call>{"name": "get_weather", "arguments":'), text
+
+
+def test_forced_tool_call_starts_right_after_the_thinking(own_engine):
+    # "What is 2+3?" never calls a tool by itself; the tool_choice controller makes the answer start with a call
+    from qwq.engine import SamplingParams
+    from qwq.serve.prepare import ForcedPrefix
+
+    engine = own_engine
+    prefix = '<tool_call>\n{"name": "get_weather", "arguments":'
+    controller = ForcedPrefix(engine.encode(prefix), engine.encode("\n\n" + prefix))
+    [result] = engine.generate([engine.render_chat(USER_ADD)], SamplingParams(temperature=0, max_new_tokens=40),
+                               controllers=[lambda setting, state: controller])
+    assert result.text.startswith(f"{ADD_REASONING}\n</think>\n\n{prefix}")
+    forced = result.samples[0].forced_mask
+    thinking = len(engine.encode(ADD_REASONING + "\n</think>"))
+    assert not any(forced[:thinking]) and all(forced[thinking:thinking + len(engine.encode("\n\n" + prefix))])
 
 
 def test_history_thinking_is_stripped_server_side(client, engine):
