@@ -15,7 +15,6 @@ from contextlib import contextmanager
 
 @contextmanager
 def serve(answer, faults=None, delay_s: float = 0.02, report_reasoning_tokens: bool = True):
-    import uvicorn
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
@@ -55,21 +54,30 @@ def serve(answer, faults=None, delay_s: float = 0.02, report_reasoning_tokens: b
         return {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
 
+    with run_app(app) as url:
+        yield url, state
+
+
+@contextmanager
+def run_app(app):
+    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import uvicorn
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.time() + 20
+    deadline = time.time() + 30
     while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("fake OpenAI server did not start")
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}", state
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
         sock.close()

@@ -12,36 +12,6 @@ from qwq.eval.tasks import build_task
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="module")
-def tiny_engine_factory():
-    import torch
-
-    from qwq.config import ModelConfig
-    from qwq.engine.engine import Engine
-    from qwq.model.qwen2 import Qwen2ForCausalLM
-    from qwq.tokenizer import QWQ_ADDED_TOKENS, QWQ_TEMPLATE, train_bpe
-    from qwq.tokenizer.chat import ChatTemplate
-
-    special = [t.content for t in QWQ_ADDED_TOKENS if t.special]
-    plain = [t.content for t in QWQ_ADDED_TOKENS if not t.special]
-    corpus = ["Janet sells 16 - 3 - 4 = 9 duck eggs a day. The answer is \\boxed{18}. Please reason step by step"] * 30
-    tok = train_bpe(corpus, 400, special, added_tokens=plain, eos_token="<|im_end|>", chat_template=QWQ_TEMPLATE)
-    config = ModelConfig(vocab_size=len(tok) + 8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, torch_dtype="float32")
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).eval()
-    with torch.no_grad():  # small random weights: a near-uniform next-token distribution, so samples differ
-        for param in model.parameters():
-            if param.dim() == 2:
-                param.normal_(0.0, 0.05)
-
-    def make(max_batch_size=4):
-        return Engine(model, tok, config, chat_template=ChatTemplate(QWQ_TEMPLATE), max_batch_size=max_batch_size)
-
-    return make, tok
-
-
 def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 

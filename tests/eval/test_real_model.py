@@ -60,3 +60,33 @@ def test_qwq_eval_on_the_tiny_pipeline_model(shared_data, tmp_path, capsys):
     records = [json.loads(line) for line in (out / "gsm8k" / "scored.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(r["starts_in_reasoning"] for r in records)  # QwQ's template
     assert (out / "report.md").is_file()
+
+
+def test_same_scores_through_qwq_serve_as_local_greedy(real_gguf, shared_data, tmp_path):
+    """The acceptance check on the real model: greedy decoding through `qwq serve` + --endpoint gives the same
+    texts, token counts and scores as the local engine (one engine, served after the local run)."""
+    from qwq.engine.engine import Engine
+    from qwq.eval.backends import SamplingConfig
+    from qwq.eval.endpoint import EndpointBackend
+    from qwq.eval.harness import EvalOptions, run_eval
+    from qwq.eval.local import LocalEngineBackend
+    from qwq.eval.tasks import build_task
+    from qwq.serve.app import create_app
+    from qwq.serve.service import ServeContext
+
+    from .fake_openai import run_app
+
+    engine = Engine.load(str(real_gguf), max_batch_size=4)
+    tasks = [build_task("gsm8k", data_dir=shared_data), build_task("ifeval", data_dir=shared_data)]
+    sampling = SamplingConfig(temperature=0.0, max_tokens=32)
+    options = EvalOptions(n=1, limit=2, progress=False)
+    local = run_eval(tasks, LocalEngineBackend(engine), sampling, tmp_path / "local", options)
+    with run_app(create_app(ServeContext.from_engine(engine, "coder-0.5b"))) as url:
+        remote = run_eval(tasks, EndpointBackend(url), sampling, tmp_path / "remote", options)
+    for task in ("gsm8k", "ifeval"):
+        a = [json.loads(x) for x in (tmp_path / "local" / task / "scored.jsonl").read_text().splitlines()]
+        b = [json.loads(x) for x in (tmp_path / "remote" / task / "scored.jsonl").read_text().splitlines()]
+        assert [r["text"] for r in a] == [r["text"] for r in b]  # a ChatML model: no thinking to split off
+        assert [(r["prompt_tokens"], r["completion_tokens"], r["correct"]) for r in a] == \
+            [(r["prompt_tokens"], r["completion_tokens"], r["correct"]) for r in b]
+        assert local["tasks"][task]["pass@1"] == remote["tasks"][task]["pass@1"]
