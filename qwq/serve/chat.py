@@ -80,6 +80,8 @@ async def chat_completion(ctx: ServeContext, request: ChatCompletionRequest, htt
     refusal = input_refusal(ctx, prep)
     if request.stream:
         return stream_chat(ctx, request, prep, request_id, refusal)
+    if prep.self_consistency is not None and refusal is None:
+        return await run_watching_disconnect(http_request, collect_voted(ctx, prep, request_id))
     return await run_watching_disconnect(http_request, collect_chat(ctx, request, prep, request_id, refusal))
 
 
@@ -129,6 +131,46 @@ async def collect_chat(ctx: ServeContext, request: ChatCompletionRequest, prep: 
     cached = result.timings.cached_prompt_tokens if result is not None else 0
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": ctx.model_id,
             "choices": choices, "usage": _usage(len(prep.prompt_ids), routers, cached)}
+
+
+class _RoutedEngine:
+    """What self_consistency_async drives: the server's event stream, routed per sample on the way (so usage and
+    the winner's message come out exactly as for any other completion)."""
+
+    def __init__(self, ctx: ServeContext, routers: list[ChoiceRouter]) -> None:
+        self.ctx, self.routers, self.engine = ctx, routers, ctx.engine
+
+    async def generate(self, prompt_ids: list[int], params: Any, request_id: str, controllers: Any = ()):
+        async with aclosing(self.ctx.events(request_id, prompt_ids, params, controllers)) as events:
+            async for event in events:
+                router = self.routers[event.sample_index]
+                router.feed(event.token_id, event.text_delta, event.logprob)
+                if event.finished:
+                    router.finish(event.finish_reason)
+                yield event
+
+
+async def collect_voted(ctx: ServeContext, prep: Prepared, request_id: str) -> dict:
+    """self_consistency: n samples, majority vote over their final answers (stopping early once decided); the
+    response's one choice is the winner's most confident sample, `self_consistency` holds the vote table."""
+    from qwq.engine.self_consistency import self_consistency_async
+
+    routers = _routers(ctx, prep)
+    start = time.perf_counter()
+    result = await self_consistency_async(_RoutedEngine(ctx, routers), prep.prompt_ids, prep.params,
+                                          prep.self_consistency, request_id, prep.controllers)
+    ctx.metrics.latency.observe(time.perf_counter() - start)
+    for router in routers:
+        if not router.finished:
+            router.finish("abort")
+    winner = routers[result.winner_index if result.winner_index is not None else 0]
+    message, finish = winner.message(), winner.state.finish_reason
+    if ctx.guard is not None:
+        message, finish = _checked_output(ctx, message, finish)
+    ctx.metrics.reasoning_tokens += sum(r.state.reasoning_tokens for r in routers)
+    return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": ctx.model_id,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": _usage(len(prep.prompt_ids), routers), "self_consistency": result.to_dict()}
 
 
 def _checked_output(ctx: ServeContext, message: dict, finish: str) -> tuple[dict, str]:

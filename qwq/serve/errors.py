@@ -52,17 +52,27 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
     return APIError(400, message, INVALID_REQUEST, param, code)
 
 
-def _location(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc if p != "body"]
-    # pydantic adds the union member's tag ("user", "str", "list[int]") to the location: not part of the path
-    cleaned = []
-    for part in parts:
-        if cleaned and not part.isdigit() and ("[" in part or part in {"str", "int", "list", "function-after",
-                                                                          "system", "user", "assistant", "tool",
-                                                                          "developer", "NamedToolChoice"}):
+def _location(loc: tuple, body: Any) -> str | None:
+    """The field path of an error, following the request body: pydantic puts union member tags ("bool",
+    "literal['a']", "TextPart") into locations; those are not fields and are skipped."""
+    parts, node = [], body
+    for part in loc:
+        if part == "body" and not parts:
             continue
-        cleaned.append(part)
-    return ".".join(cleaned) or None
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            parts.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            parts.append(str(part))
+            node = node[part]
+        elif not isinstance(node, (dict, list)) or isinstance(part, int):
+            continue
+        elif isinstance(node, dict) and isinstance(part, str) and part.isidentifier() and part[:1].islower() \
+                and part not in {"bool", "int", "str", "float", "list", "dict", "none"} \
+                and part not in [v for v in node.values() if isinstance(v, str)]:  # not a tagged-union tag
+            parts.append(part)  # a missing field: named, though the body lacks it
+            node = None
+    return ".".join(parts) or None
 
 
 def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -74,18 +84,27 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     if kind == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
         return f"the request body is not valid JSON{': ' + str(detail) if detail else ''}", None
+    body = getattr(exc, "body", None)
     if kind == "missing" and tuple(first.get("loc", ())) == ("body",):
         return "the request body is empty: send a JSON object", None
-    param = _location(tuple(first.get("loc", ())))
-    message = str(first.get("msg", "invalid value"))
+    param = _location(tuple(first.get("loc", ())), body)
     if kind == "extra_forbidden":
-        message = f"unrecognized request argument supplied: {param}"
-    elif param:
-        message = f"{param}: {message}"
-    more = len(errors) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        return f"unrecognized request argument supplied: {param}", param
+    same = [e for e in errors if _location(tuple(e.get("loc", ())), body) == param]
+    reasons = list(dict.fromkeys(str(e.get("msg", "invalid value")) for e in same))
+    if len(reasons) > 1:  # a value matching none of a union's forms
+        message = f"{param}: invalid value {_short(first.get('input'))} (" + "; or ".join(reasons) + ")"
+    else:
+        message = f"{param}: {reasons[0]}" if param else reasons[0]
+    others = len({_location(tuple(e.get("loc", ())), body) for e in errors}) - 1
+    if others > 0:
+        message += f" (and {others} more field{'s' if others > 1 else ''})"
     return message, param
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -19,7 +19,8 @@ from qwq.serve.protocol import ChatCompletionRequest, SamplingFields
 from qwq.tokenizer.reasoning import THINK_CLOSE, prompt_starts_in_reasoning
 from qwq.utils.errors import QwqError
 
-CONTROL_FIELDS = ("thinking_budget", "min_thinking_tokens", "loop_breaker", "language_guard")
+CONTROL_FIELDS = ("thinking_budget", "min_thinking_tokens", "loop_breaker", "language_guard", "early_exit",
+                  "self_consistency", "starts_in_thinking")
 SEED_SPACE = 1 << 63
 
 
@@ -30,6 +31,7 @@ class Prepared:
     controllers: list = field(default_factory=list)
     starts_in_reasoning: bool = False
     parse_tools: bool = False
+    self_consistency: Any = None  # qwq.engine.self_consistency.SelfConsistencySettings
     messages: list[dict] = field(default_factory=list)  # the conversation as rendered (for the input guard)
 
 
@@ -147,23 +149,16 @@ def _fixed(controller_factory):
     return lambda setting, state: controller_factory()
 
 
-def reasoning_controls(fields: dict[str, Any]) -> dict[str, Any]:
-    """Request fields -> SamplingParams.controls, through qwq.engine.controls when it provides the translation."""
-    given = {k: v for k, v in fields.items() if v is not None and v is not False}
-    if not given:
-        return {}
+def reasoning_controls(fields: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Request fields -> (SamplingParams.controls, self-consistency settings or None), validated by
+    qwq.engine.controls: a bad setting is a 400 naming it."""
+    from qwq.engine.controls import controls_from_request, self_consistency_from_request
+
     try:
-        from qwq.engine import controls as module
-    except ImportError:
-        module = None
-    for name in ("controls_from_request", "request_controls", "controls_from_fields"):
-        translate = getattr(module, name, None) if module is not None else None
-        if callable(translate):
-            try:
-                return dict(translate(**given))
-            except (QwqError, ValueError, TypeError) as exc:
-                raise bad_request(f"reasoning controls: {exc}") from None
-    return given
+        return controls_from_request(fields), self_consistency_from_request(fields)
+    except (QwqError, ValueError, TypeError) as exc:
+        field = next((name for name in fields if f"'{name}'" in str(exc)), None)
+        raise bad_request(f"reasoning controls: {exc}", field) from None
 
 
 def check_controls(controls: dict[str, Any], params: SamplingParams, prompt_ids: list[int], engine: Any) -> None:
@@ -268,7 +263,10 @@ def prepare_chat(request: ChatCompletionRequest, ctx: Any) -> Prepared:
     prompt_ids = ctx.tokenizer.encode(text)
     requested = request.max_completion_tokens or request.max_tokens
     max_new = max_new_tokens(requested, len(prompt_ids), ctx.max_model_len, ctx.default_max_tokens)
-    controls = reasoning_controls({name: getattr(request, name) for name in CONTROL_FIELDS})
+    controls, voting = reasoning_controls({name: getattr(request, name) for name in CONTROL_FIELDS})
+    if voting is not None and (request.stream or request.n != 1):
+        raise bad_request("self_consistency returns one voted answer: use it without stream and with n=1",
+                          "self_consistency")
     params = sampling_params(request, ctx.sampling_defaults, max_new_tokens=max_new, logprobs=request.logprobs,
                              top_logprobs=request.top_logprobs or 0, controls=controls)
     check_controls(controls, params, prompt_ids, engine)
@@ -281,4 +279,10 @@ def prepare_chat(request: ChatCompletionRequest, ctx: Any) -> Prepared:
         prefix_ids = ctx.tokenizer.encode(forced_prefix)
         after_thinking = ctx.tokenizer.encode("\n\n" + forced_prefix)
         controllers.append(_fixed(lambda: ForcedPrefix(prefix_ids, after_thinking)))
-    return Prepared(prompt_ids, params, controllers, prompt_starts_in_reasoning(text), tools is not None, messages)
+    if voting is not None:
+        params = params.replace(n=voting.n, logprobs=True)
+        check_engine_fit(engine, prompt_ids, params)
+    starts = request.starts_in_thinking if request.starts_in_thinking is not None else \
+        prompt_starts_in_reasoning(text)
+    return Prepared(prompt_ids, params, controllers, starts_in_reasoning=starts, parse_tools=tools is not None,
+                    messages=messages, self_consistency=voting)

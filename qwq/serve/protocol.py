@@ -3,15 +3,16 @@
 Requests are strict: an unknown field is a 400 naming it (as OpenAI does), values out of range are 400s naming the
 field. Fields qwq does not act on but OpenAI clients send routinely (user, metadata, store, parallel_tool_calls,
 service_tier) are accepted and ignored. Extensions beyond OpenAI: top_k, min_p, the reasoning controls
-(thinking_budget, min_thinking_tokens, loop_breaker, language_guard) and, in responses, `reasoning_content` (the
-thinking, also streamed as deltas) and `usage.completion_tokens_details.reasoning_tokens`.
+(thinking_budget, min_thinking_tokens, loop_breaker, language_guard, early_exit, self_consistency,
+starts_in_thinking; see qwq.engine.controls) and, in responses, `reasoning_content` (the thinking, also streamed as
+deltas), `usage.completion_tokens_details.reasoning_tokens`, `stop_reason`, and `self_consistency` (the vote).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 MAX_N = 128
 MAX_STOP = 16
@@ -21,6 +22,7 @@ SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1
 Float = Annotated[float, Field(allow_inf_nan=False)]
 Text = Annotated[str, Field(min_length=1)]
 TokenId = Annotated[int, Field(ge=0)]
+Settings = dict[str, Any]
 
 
 def _check_unicode(value: Any, where: str = "body") -> None:
@@ -166,15 +168,25 @@ class SamplingFields(RequestBody):
 
 
 class ReasoningControls(BaseModel):
-    """Extensions steering the thinking (see qwq.engine.controls)."""
+    """Extensions steering the thinking (qwq.engine.controls documents each setting's object form)."""
 
-    thinking_budget: int | None = Field(None, ge=0, le=MAX_TOKENS_LIMIT,
-                                        description="cap on thinking tokens, then the model wraps up and answers")
-    min_thinking_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS_LIMIT,
-                                            description="budget forcing: an early `</think>` becomes 'Wait'")
-    loop_breaker: bool | None = Field(None, description="cut a repetition loop in the thinking and answer")
-    language_guard: bool | Literal["report", "penalize", "mask"] | None = Field(
-        None, description="keep the thinking in the user's script (true = the default mode)")
+    thinking_budget: Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS_LIMIT)] | Settings | None = Field(
+        None, description="cap on thinking tokens, then the model wraps up and answers; or "
+                          '{"max_thinking_tokens", "answer_tokens", "wrap_up"}')
+    min_thinking_tokens: Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS_LIMIT)] | Settings | None = Field(
+        None, description="budget forcing: an early `</think>` becomes 'Wait'; or "
+                          '{"min_tokens", "max_extensions", "wait"}')
+    loop_breaker: StrictBool | Literal["answer", "stop"] | Settings | None = Field(
+        None, description="cut a repetition loop in the thinking: answer (true, 'answer') or stop ('stop')")
+    language_guard: StrictBool | Literal["report", "penalize", "mask"] | Settings | None = Field(
+        None, description="keep the thinking in the user's script: report, penalize or mask other scripts")
+    early_exit: StrictBool | Settings | None = Field(
+        None, description="answer-stabilisation early exit: stop thinking once the answer stops changing")
+    self_consistency: Annotated[StrictInt, Field(ge=1, le=MAX_N)] | Settings | None = Field(
+        None, description="sample this many answers, vote, return the winner (the vote table comes in the "
+                          "response's `self_consistency` field); not with stream or n > 1")
+    starts_in_thinking: StrictBool | None = Field(
+        None, description="whether the output starts inside `<think>` (default: read from the prompt)")
 
 
 class ChatCompletionRequest(SamplingFields, ReasoningControls):
@@ -270,6 +282,8 @@ class ChatCompletion(Open):
     model: str
     choices: list[ChatChoice]
     usage: Usage
+    self_consistency: dict[str, Any] | None = Field(None, description="with self_consistency: the winning "
+                                                                      "answer, the vote table, early stop")
 
 
 class DeltaFunction(Open):

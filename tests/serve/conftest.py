@@ -5,11 +5,7 @@ an engine loaded from its checkpoint directory the way `qwq serve -m DIR` loads 
 from __future__ import annotations
 
 import hashlib
-import socket
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,37 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import chat_model  # noqa: E402
-
-MODEL_ID = "tiny-chat"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def live_server(app, lifespan: str = "on"):
-    """Run `app` with uvicorn in a thread; yields the base URL (http://127.0.0.1:PORT)."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http="h11", lifespan=lifespan,
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+from serve_helpers import MODEL_ID, live_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +73,7 @@ def client(base_url):
 @pytest.fixture
 def idle_engine(serve_ctx):
     """Waits until no request holds the engine (tests that read the cache state start from empty)."""
+    from serve_helpers import wait_idle
+
     wait_idle(serve_ctx.engine)
     return serve_ctx.engine
-
-
-def wait_idle(engine, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while engine.scheduler.has_work() or engine.cache.seqs:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"engine still busy: {len(engine.cache.seqs)} sequences hold KV cache")
-        time.sleep(0.02)

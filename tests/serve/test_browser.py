@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chat_model import ADD_QUESTION, LONG_QUESTION
-from conftest import live_server, wait_idle
+from serve_helpers import live_server, wait_idle
 
 CHROMIUM = os.environ.get("QWQ_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]

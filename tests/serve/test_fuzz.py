@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import wait_idle
+from serve_helpers import wait_idle
 
 pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install schemathesis)")
 

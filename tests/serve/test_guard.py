@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from chat_model import ADD_ANSWER, ADD_QUESTION, LONG_QUESTION, LONG_REASONING
-from conftest import MODEL_ID, live_server
+from serve_helpers import MODEL_ID, live_server
 from qwq.safety.guard import RuleGuard
 from qwq.safety.verdict import ALLOW, Verdict
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from chat_model import ADD_QUESTION
-from conftest import MODEL_ID, live_server
+from serve_helpers import MODEL_ID, live_server
 
 CHAT = "/v1/chat/completions"
 GOOD = {"model": MODEL_ID, "messages": [{"role": "user", "content": ADD_QUESTION}], "max_tokens": 4}

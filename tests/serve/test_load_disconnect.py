@@ -9,7 +9,7 @@ import time
 import httpx
 
 from chat_model import ADD_QUESTION, HELLO_QUESTION, LONG_QUESTION
-from conftest import MODEL_ID, wait_idle
+from serve_helpers import MODEL_ID, wait_idle
 from qwq.serve.loadgen import parse_metrics, run_load, summarize, wait_for_idle
 
 QUESTIONS = [ADD_QUESTION, HELLO_QUESTION, LONG_QUESTION, "Tell me something new."]

@@ -10,7 +10,7 @@ import pytest
 
 from chat_model import (ADD_ANSWER, ADD_QUESTION, ADD_REASONING, HELLO_ANSWER, HELLO_QUESTION,
                         TOOL_ANSWER, WEATHER_ARGS, WEATHER_QUESTION, WEATHER_REASONING, WEATHER_RESULT, WEATHER_TOOL)
-from conftest import MODEL_ID
+from serve_helpers import MODEL_ID
 
 USER_ADD = [{"role": "user", "content": ADD_QUESTION}]
 

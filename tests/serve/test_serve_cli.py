@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chat_model import ADD_ANSWER, ADD_QUESTION
-from conftest import free_port
+from serve_helpers import free_port
 
 
 def qwq(*args: str, **kwargs) -> subprocess.CompletedProcess:
