@@ -18,12 +18,14 @@ from serve_helpers import MODEL_ID, live_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def chat_model_dir(pytestconfig) -> Path:
+def chat_model_dir(pytestconfig, tmp_path_factory) -> Path:
     """The tiny chat model as a HF checkpoint directory (rebuilt when chat_model.py changes)."""
     import torch
 
     key = hashlib.sha256((HERE / "chat_model.py").read_bytes() + torch.__version__.encode()).hexdigest()[:16]
-    directory = Path(pytestconfig.cache.mkdir("qwq-serve")) / f"chat-model-{key}"
+    cache = getattr(pytestconfig, "cache", None)  # absent under -p no:cacheprovider: train into a temp dir
+    root = Path(cache.mkdir("qwq-serve")) if cache is not None else tmp_path_factory.mktemp("qwq-serve")
+    directory = root / f"chat-model-{key}"
     if not (directory / "config.json").is_file():
         chat_model.save_chat_model(directory)
     return directory
