@@ -1,0 +1,118 @@
+"""Models for training: the from-scratch tiny model with its trained tokenizer, or a loaded checkpoint; saving a
+model directory that every `-m` consumer loads (HF weights + config + tokenizer files + QwQ chat template).
+
+Also the two tensor helpers every trainer shares: right-padded batches of token sequences (causal attention needs no
+mask when padding only follows the real tokens) and per-token log-probabilities of given continuations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+from qwq.config import ModelConfig, preset
+from qwq.utils.errors import ConfigError
+
+# Vocabulary rows are padded to a multiple of this (ids >= the tokenizer size are never sampled).
+VOCAB_ROW_MULTIPLE = 64
+
+
+def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
+    """A byte-level BPE on `texts` that carries QwQ's added tokens (same contents, same special flags, same order)
+    and QwQ's chat template, so the tiny model reads and writes exactly QwQ's format."""
+    from qwq.tokenizer import QWQ_ADDED_TOKENS, QWQ_TEMPLATE, train_bpe
+
+    special = [t.content for t in QWQ_ADDED_TOKENS if t.special]
+    added = [t.content for t in QWQ_ADDED_TOKENS if not t.special]
+    return train_bpe(texts, vocab_size, special, added_tokens=added, eos_token="<|im_end|>",
+                     pad_token="<|endoftext|>", chat_template=QWQ_TEMPLATE, min_frequency=min_frequency)
+
+
+def tiny_config(tokenizer, base: str = "tiny", overrides: dict | None = None) -> ModelConfig:
+    """The preset architecture with the vocabulary and special ids of `tokenizer`."""
+    rows = -(-len(tokenizer) // VOCAB_ROW_MULTIPLE) * VOCAB_ROW_MULTIPLE
+    config = preset(base).replace(vocab_size=rows, eos_token_id=tokenizer.token_to_id("<|im_end|>"),
+                                  pad_token_id=tokenizer.token_to_id("<|endoftext|>"), bos_token_id=None,
+                                  generation={"temperature": 0.6, "top_p": 0.95, "top_k": 40, "max_new_tokens": 256})
+    if overrides:
+        try:
+            config = config.replace(**overrides)
+        except TypeError as exc:
+            raise ConfigError(f"model.overrides: {exc}") from None
+    return config
+
+
+def new_model(config: ModelConfig, seed: int, dtype: torch.dtype = torch.float32):
+    from qwq.model.qwen2 import Qwen2ForCausalLM
+
+    model = Qwen2ForCausalLM(config).to(dtype)
+    model.init_weights(generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+def save_model_dir(model, config: ModelConfig, tokenizer, directory: str | Path) -> Path:
+    """HF checkpoint + tokenizer files: what `-m DIR` (chat, serve, eval, generate) loads."""
+    from qwq.model.weights import save_hf_checkpoint
+
+    directory = Path(directory)
+    save_hf_checkpoint(model, config, directory)
+    tokenizer.save(directory)
+    return directory
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order (the determinism fingerprint)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], masks: Sequence[Sequence[int]], pad_id: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token lists to one length: ids [B, T] and the loss mask [B, T] (0 on padding)."""
+    length = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.float32)
+    for row, (seq, m) in enumerate(zip(sequences, masks)):
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(m)] = torch.tensor(m, dtype=torch.float32)
+    return ids, mask
+
+
+def continuation_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, with_entropy: bool = False
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """log p(ids[t] | ids[<t]) where the mask is set: ([B, T-1] logprobs, [B, T-1] shifted mask, entropy or None).
+
+    The LM head runs only on the masked positions, so a 152k-row vocabulary costs [completion tokens, V], not
+    [B, T, V].
+    """
+    import torch.nn.functional as F
+
+    hidden = model.model(ids[:, :-1])
+    targets, shifted = ids[:, 1:], mask[:, 1:]
+    selected = shifted > 0
+    logits = model.lm_head(hidden[selected]).float()
+    log_probs = F.log_softmax(logits, dim=-1)
+    logp = torch.zeros(targets.shape, dtype=torch.float32, device=ids.device)
+    logp = logp.masked_scatter(selected, log_probs.gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1))
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            values = -(log_probs.exp() * log_probs).sum(-1)
+            entropy = torch.zeros(targets.shape, dtype=torch.float32).masked_scatter(selected, values)
+    return logp, shifted, entropy
+
+
+def make_engine(model, tokenizer, config: ModelConfig, template, batch: int, max_tokens: int):
+    """An engine over the training model itself (same parameters: rollouts always see the current weights)."""
+    from qwq.engine.engine import Engine
+
+    length = min(config.max_position_embeddings, max_tokens)
+    return Engine(model, tokenizer, config, chat_template=template, max_batch_size=batch, max_model_len=length,
+                  kv_cache_tokens=batch * length, prefix_caching=True)
