@@ -44,15 +44,15 @@ def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
 def weight_bytes_per_token(model) -> int:
     """Bytes one decode step reads: all parameters and buffers except the embedding table (one row is read)."""
     total = 0
-    embed = model.model.embed_tokens.weight
-    seen = {id(embed)}
+    embedding = model.model.embed_tokens
+    seen = {id(t) for t in list(embedding.parameters()) + list(embedding.buffers())}
     for tensor in list(model.parameters()) + list(model.buffers()):
         if id(tensor) in seen or tensor.is_meta:
             continue
         seen.add(id(tensor))
         total += tensor.numel() * tensor.element_size()
-    if model.config.tie_word_embeddings:
-        total += embed.numel() * embed.element_size()  # the tied head reads the whole table each step
+    if model.config.tie_word_embeddings:  # the tied head reads the whole table each step
+        total += sum(t.numel() * t.element_size() for t in embedding.parameters())
     return total
 
 

@@ -61,10 +61,15 @@ class EngineOptions:
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:
-    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if embed is None:
-        embed = model.model.embed_tokens
-    return embed.weight.dtype
+    """The activation dtype: that of the final norm (always floating point, whatever is quantized); for other
+    modules (test doubles) the first floating-point parameter's."""
+    norm = getattr(getattr(model, "model", None), "norm", None)
+    if norm is not None and hasattr(norm, "weight"):
+        return norm.weight.dtype
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
 
 
 class Engine:

@@ -101,7 +101,13 @@ def load_for_engine(spec: str, quant: str = "none", group_size: int | None = Non
     elif resolved.kind == "gguf" and quant != "none":
         if torch.device(device).type != "cpu":
             raise UsageError("the GGUF int4/int8 path runs on CPU; on GPU use --quant none")
-        qspec = QuantSpec(quant, group_size or 32)  # 32: Q4_K blocks repack exactly
+        from qwq.engine.quant_gguf import gguf_int4_spec
+        from qwq.model.gguf import GGUFCheckpoint
+
+        if quant == "int4":  # the int4 mix (int8 where the model is sensitive); 32: Q4_K blocks repack exactly
+            qspec = gguf_int4_spec(GGUFCheckpoint.open(resolved.path).config, group_size or 32)
+        else:
+            qspec = QuantSpec("int8")
         config, model, report = load_gguf_for_engine(resolved.path, qspec, torch_dtype, cache_conversion)
         report["quantization"] = qspec.to_dict()
     else:

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from qwq.config import ModelConfig
-from qwq.engine.quant import (SPEC_FILE, Int4Linear, Int8Linear, QuantSpec, iter_linears, make_quant_linear,
-                              quantize_int4, quantize_int8)
+from qwq.engine.quant import (SPEC_FILE, Int4Linear, Int8Embedding, Int8Linear, QuantSpec, iter_linears,
+                              make_quant_linear, quantize_int4, quantize_int8)
 from qwq.utils.errors import CheckpointError
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -116,6 +116,8 @@ def build_quantized_skeleton(config: ModelConfig, spec: QuantSpec, compute_dtype
 
     with torch.device("meta"):
         model = Qwen2ForCausalLM(config)
+        if spec.embedding == "int8" and not config.tie_word_embeddings:
+            model.model.embed_tokens = Int8Embedding(config.vocab_size, config.hidden_size)
         for name, parent, attr, linear in list(iter_linears(model)):
             method = spec.method_for(name)
             if method == "none" or (config.tie_word_embeddings and name == "lm_head"):
@@ -225,8 +227,18 @@ def quantize_checkpoint(source: str | Path, destination: str | Path, spec: Quant
     seen: set[str] = set()
     with atomic_directory(destination) as tmp:
         writer = ShardWriter(tmp, max_shard_bytes, {"format": "pt", "qwq_quantization": spec.to_json()})
+        embed_int8 = isinstance(skeleton.model.embed_tokens, Int8Embedding)
         for name, tensor in iter_checkpoint_tensors(source):
             if config.tie_word_embeddings and name == "lm_head.weight":
+                continue
+            if embed_int8 and name == "model.embed_tokens.weight":
+                qweight, scales = quantize_int8(tensor)
+                writer.add("model.embed_tokens.qweight", qweight)
+                writer.add("model.embed_tokens.scales", scales.to(dtype))
+                seen.update({"model.embed_tokens.qweight", "model.embed_tokens.scales"})
+                del tensor
+                if progress is not None:
+                    progress(name)
                 continue
             module = quantized.get(name)
             prefix = name[: -len("weight")]

@@ -26,6 +26,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="module name or glob quantized to int8 instead (repeatable), e.g. '*.down_proj'")
     parser.add_argument("--dtype", default="bfloat16", help="dtype of the tensors that stay float (embeddings, norms)")
     parser.add_argument("--max-shard-size", default="2GB", help="largest output shard, e.g. 500MB, 2GB")
+    parser.add_argument("--all-int4", action="store_true",
+                        help="GGUF sources: int4 everywhere instead of the default mix (int8 for the LM head, "
+                             "attention and the first/last layers' MLPs); less accurate")
+    parser.add_argument("--gptq", action="store_true",
+                        help="GPTQ rounding calibrated on built-in text (int4; loads the whole float model in memory)")
     parser.add_argument("--out", "-o", type=Path, required=True, help="output directory (replaced if it exists)")
 
 
@@ -64,12 +69,33 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model}: only a config is known for this name; give a checkpoint to quantize")
     default_group = 32 if resolved.kind == "gguf" else 128
     spec = QuantSpec(args.method, args.group_size or default_group, modules)
+    if resolved.kind == "gguf" and args.method == "int4" and not modules and not args.all_int4:
+        from qwq.engine.quant_gguf import gguf_int4_spec
+        from qwq.model.gguf import GGUFCheckpoint
+
+        spec = gguf_int4_spec(GGUFCheckpoint.open(resolved.path).config, spec.group_size)
     dtype = parse_dtype(args.dtype)
     max_shard = parse_size(args.max_shard_size)
     if args.out.resolve() == Path(resolved.path).resolve():
         raise UsageError("--out must differ from the source checkpoint")
     start = time.perf_counter()
-    if resolved.kind == "gguf":
+    if args.gptq:
+        if spec.method != "int4":
+            raise UsageError("--gptq applies to int4")
+        import torch
+
+        from qwq.engine.calibration import calibration_token_lists
+        from qwq.engine.gptq import gptq_quantize_model
+        from qwq.model.loading import load_model
+
+        loaded = load_model(args.model, dtype=torch.float32)
+        gptq_quantize_model(loaded.model, spec, calibration_token_lists(loaded.tokenizer))
+        if dtype != torch.float32:
+            for name, param in loaded.model.named_parameters():
+                param.data = param.data.to(dtype)
+        save_quantized_checkpoint(loaded.model, loaded.config, spec, args.out, tokenizer=loaded.tokenizer,
+                                  max_shard_bytes=max_shard)
+    elif resolved.kind == "gguf":
         from qwq.engine.quant_gguf import load_gguf_quantized
 
         config, model = load_gguf_quantized(resolved.path, spec, dtype=dtype)

@@ -121,9 +121,48 @@ def test_corrupt_quantized_checkpoints_name_the_problem(tmp_path):
     model = quantize_model(make_model(config), QuantSpec("int8"))
     save_quantized_checkpoint(model, config, QuantSpec("int8"), tmp_path / "q")
     spec_file = tmp_path / "q" / "quantization.json"
-    spec_file.write_text(json.dumps({"format": "qwq-weight-only", "version": 1, "method": "int4", "group_size": 32}))
+    spec_file.write_text(json.dumps({"format": "qwq-weight-only", "version": 1, "method": "int4", "group_size": 32,
+                                     "embedding": "int8"}))
     with pytest.raises(CheckpointError, match="qweight"):
         load_quantized_checkpoint(tmp_path / "q")
     spec_file.write_text("{not json")
     with pytest.raises(CheckpointError, match="quantization.json"):
         load_quantized_checkpoint(tmp_path / "q")
+
+
+def test_gptq_lowers_the_output_error_on_correlated_inputs():
+    from qwq.engine.gptq import gptq_int4
+
+    generator = torch.Generator().manual_seed(0)
+    n, k = 128, 256
+    weight = torch.randn(n, k, generator=generator)
+    mix = torch.randn(k, k, generator=generator) / k ** 0.5 + torch.eye(k)
+    calibration = torch.randn(1024, k, generator=generator) @ mix
+    held_out = torch.randn(1024, k, generator=generator) @ mix
+
+    def dequant(codes, scales, zeros):
+        return ((codes.float().view(n, -1, 32) - 8) * scales[..., None] + zeros[..., None]).view(n, k)
+
+    rtn = dequant(*int4_codes_search(weight, 32, 8))
+    gptq = dequant(*gptq_int4(weight, calibration.t() @ calibration, 32))
+    for x in (calibration, held_out):
+        assert ((x @ gptq.t() - x @ weight.t()) ** 2).mean() < 0.8 * ((x @ rtn.t() - x @ weight.t()) ** 2).mean()
+
+
+def test_gptq_quantizes_a_whole_model_closer_than_plain_rounding(tokenizer):
+    from qwq.engine.calibration import calibration_token_lists
+    from qwq.engine.gptq import gptq_quantize_model
+
+    config = tiny_config(vocab_size=tokenizer.vocab_size)
+    calibration = calibration_token_lists(tokenizer, max_tokens=512, sequence_length=128)
+    prompts = [torch.tensor([ids]) for ids in calibration]
+    spec = QuantSpec("int4", 32, {"lm_head": "int8"})
+    with torch.no_grad():
+        reference = [make_model(config, seed=8)(p) for p in prompts]
+        gptq = gptq_quantize_model(make_model(config, seed=8), spec, calibration)
+        rtn = quantize_model(make_model(config, seed=8), spec)
+        gptq_error = sum(((gptq(p) - r) ** 2).mean() for p, r in zip(prompts, reference))
+        rtn_error = sum(((rtn(p) - r) ** 2).mean() for p, r in zip(prompts, reference))
+    assert isinstance(gptq.model.layers[0].mlp.up_proj, Int4Linear)
+    assert isinstance(gptq.lm_head, Int8Linear)
+    assert gptq_error < rtn_error

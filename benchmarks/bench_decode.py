@@ -1,0 +1,129 @@
+"""Decode speed of qwq against its peers on the same GGUF, same prompt, same threads (DESIGN §5, engine issue).
+
+    python benchmarks/bench_decode.py [--tokens 128] [--threads 2] [--batch 16] [--skip transformers,llama.cpp]
+
+Runs, each in its own process (clean peak RSS): qwq int4, qwq int8 (`qwq bench`), transformers fp32 loading the GGUF
+(`from_pretrained(gguf_file=...)`), and llama.cpp through llama-cpp-python when it is installed (it is optional and
+never installed by CI: it builds from source for ~15 minutes). Prints one row per run and the ratios qwq/peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+PROMPT = "Write a Python function that returns the n-th Fibonacci number, with a docstring and tests."
+
+PEER_SCRIPT = r'''
+import json, resource, sys, time
+kind, path, tokens, threads, prompt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+if kind == "transformers":
+    import torch
+    torch.set_num_threads(threads)
+    from pathlib import Path
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    p = Path(path)
+    start = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(p.parent, gguf_file=p.name)
+    model = AutoModelForCausalLM.from_pretrained(p.parent, gguf_file=p.name, torch_dtype=torch.float32)
+    load = time.perf_counter() - start
+    ids = tok(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        model.generate(ids, max_new_tokens=1, do_sample=False)
+        ttft = time.perf_counter() - start
+        t0 = time.perf_counter(); model.generate(ids, max_new_tokens=1, do_sample=False); one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+        total = time.perf_counter() - t0
+    n = out.shape[1] - ids.shape[1]
+    print(json.dumps({"run": "transformers fp32", "load_s": load, "load_to_first_token_s": ttft,
+                      "single_stream_tokens_per_s": (n - 1) / (total - one), "peak_rss_gb": rss()}))
+elif kind == "llama.cpp":
+    from llama_cpp import Llama
+    start = time.perf_counter()
+    llm = Llama(model_path=path, n_threads=threads, n_ctx=1024, verbose=False)
+    load = time.perf_counter() - start
+    llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+    ttft = time.perf_counter() - start
+    t0 = time.perf_counter(); llm.create_completion(prompt, max_tokens=1, temperature=0.0); one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = llm.create_completion(prompt, max_tokens=tokens, temperature=0.0)
+    total = time.perf_counter() - t0
+    n = out["usage"]["completion_tokens"]
+    print(json.dumps({"run": "llama.cpp", "load_s": load, "load_to_first_token_s": ttft,
+                      "single_stream_tokens_per_s": (n - 1) / (total - one), "peak_rss_gb": rss()}))
+'''
+
+
+def run_qwq(quant: str, args) -> dict:
+    cmd = [sys.executable, "-m", "qwq", "bench", "-m", "qwen2.5-coder-0.5b", "--quant", quant, "--tokens",
+           str(args.tokens), "--batch", str(args.batch), "--threads", str(args.threads), "--json",
+           "--prompt", PROMPT]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    report["run"] = f"qwq {quant}"
+    return report
+
+
+def run_peer(kind: str, path: str, args) -> dict | None:
+    if kind == "llama.cpp":
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            print("llama.cpp: skipped (llama-cpp-python is not installed; `pip install llama-cpp-python` builds it "
+                  "from source in ~15 min)")
+            return None
+    proc = subprocess.run([sys.executable, "-c", PEER_SCRIPT, kind, path, str(args.tokens), str(args.threads),
+                           PROMPT], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"{kind}: failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--skip", default="", help="comma list of runs to skip: int8, transformers, llama.cpp")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    from qwq.model.hub import ensure_real_model
+
+    path = str(ensure_real_model())
+    skip = set(filter(None, args.skip.split(",")))
+    rows = [run_qwq("int4", args)]
+    if "int8" not in skip:
+        rows.append(run_qwq("int8", args))
+    for peer in ("llama.cpp", "transformers"):
+        if peer not in skip:
+            row = run_peer(peer, path, args)
+            if row:
+                rows.append(row)
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M')}  threads={args.threads}  tokens={args.tokens}  prompt={PROMPT!r}")
+    print(f"{'run':20s} {'tok/s':>8s} {'load s':>8s} {'to 1st tok s':>12s} {'peak RSS GB':>11s} "
+          f"{'roofline':>8s} {'batch tok/s':>11s} {'batch x':>7s}")
+    for r in rows:
+        print(f"{r['run']:20s} {r['single_stream_tokens_per_s']:8.2f} {r['load_s']:8.2f} "
+              f"{r['load_to_first_token_s']:12.2f} {r['peak_rss_gb']:11.2f} "
+              f"{r.get('roofline_share', float('nan')):8.2f} {r.get('batch_tokens_per_s', float('nan')):11.2f} "
+              f"{r.get('batch_speedup', float('nan')):7.2f}")
+    peers = {r["run"]: r for r in rows if not r["run"].startswith("qwq")}
+    for r in rows:
+        if r["run"].startswith("qwq"):
+            for name, peer in peers.items():
+                ratio = r["single_stream_tokens_per_s"] / peer["single_stream_tokens_per_s"]
+                print(f"{r['run']} / {name}: {ratio:.2f}x decode tok/s")
+    if args.json:
+        print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
