@@ -51,11 +51,12 @@ def _checkpoint_in_run_dir(path: Path) -> Path | None:
 def resolve(spec: str) -> ResolvedModel:
     path = Path(spec).expanduser()
     if path.is_dir():
-        if (path / "config.json").is_file():
-            return ResolvedModel(spec, "hf", path)
+        # A run directory may keep its own config.json (the pipeline's), so look for its model first.
         inner = _checkpoint_in_run_dir(path)
         if inner is not None:
             return ResolvedModel(spec, "hf", inner)
+        if (path / "config.json").is_file():
+            return ResolvedModel(spec, "hf", path)
         raise ModelNotFoundError(f"{path}: a directory without config.json (not a HF checkpoint or a qwq run)")
     if path.is_file():
         with open(path, "rb") as f:
