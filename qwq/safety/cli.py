@@ -1,4 +1,5 @@
-"""`qwq guard`: classify one text with the safety guard (rules by default; -m/--endpoint adds the model classifier)."""
+"""`qwq guard`: classify one text with the safety guard (rules + learned classifier by default; -m/--endpoint adds
+the model-based classifier)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--file", help="read the text from a file ('-' for stdin)")
     parser.add_argument("--role", choices=["user", "assistant"], default="user",
                         help="user: check it as a request; assistant: check it as a response (thinking included)")
+    parser.add_argument("--guard", default=None,
+                        help="guard parts joined by '+': rules, learned, model (default rules+learned, plus model with -m)")
     parser.add_argument("-m", "--model", help="also run the model-based classifier on this model")
     parser.add_argument("--endpoint", help="also run the classifier on an OpenAI-compatible endpoint (base URL)")
     parser.add_argument("--endpoint-model", default="default", help="model name to send to the endpoint")
@@ -36,7 +39,7 @@ def classifier_from_args(args) -> "callable | None":
 
 
 def main(args) -> int:
-    from qwq.safety.guard import build_guard
+    from qwq.safety.guard import DEFAULT_GUARD, build_guard
 
     if args.file:
         try:
@@ -46,7 +49,8 @@ def main(args) -> int:
     else:
         text = args.text
     complete = classifier_from_args(args)
-    guard = build_guard("rules+model" if complete else "rules", classifier_complete=complete)
+    spec = args.guard or (DEFAULT_GUARD + "+model" if complete else DEFAULT_GUARD)
+    guard = build_guard(spec, classifier_complete=complete)
     verdict = guard.check_input(text) if args.role == "user" else guard.check_output(text)
     if args.json:
         print(json.dumps(verdict.to_dict(), ensure_ascii=False))

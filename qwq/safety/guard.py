@@ -207,8 +207,13 @@ def refusal_message(verdict: Verdict) -> str:
     return f"I can't help with that request. It falls under a safety policy ({verdict.category}: {what})."
 
 
-def build_guard(spec: str = "rules", *, classifier_complete: Callable[[str], str] | None = None) -> Guard:
-    """`none`, `rules`, `model` or `rules+model` (the model parts need `classifier_complete`: prompt -> text)."""
+DEFAULT_GUARD = "rules+learned"
+
+
+def build_guard(spec: str = DEFAULT_GUARD, *, classifier_complete: Callable[[str], str] | None = None) -> Guard:
+    """`none`, or parts joined by `+`: `rules` (the rule layer), `learned` (the shipped linear classifier, see
+    qwq.safety.learned), `model` (a guard prompt on a generative model; needs `classifier_complete`: prompt -> text).
+    Parts run in the order given; the strictest verdict wins."""
     from qwq.safety.model_guard import ModelClassifier
     from qwq.utils.errors import UsageError
 
@@ -219,10 +224,14 @@ def build_guard(spec: str = "rules", *, classifier_complete: Callable[[str], str
     for p in parts:
         if p == "rules":
             guards.append(RuleGuard())
+        elif p == "learned":
+            from qwq.safety.learned import LearnedGuard
+
+            guards.append(LearnedGuard())
         elif p == "model":
             if classifier_complete is None:
                 raise UsageError("guard 'model' needs a model to classify with (-m/--model or an endpoint)")
             guards.append(ModelClassifier(classifier_complete))
         else:
-            raise UsageError(f"unknown guard {p!r}: expected none, rules, model or rules+model")
+            raise UsageError(f"unknown guard {p!r}: expected none or parts rules, learned, model joined by '+'")
     return guards[0] if len(guards) == 1 else CompositeGuard(guards)

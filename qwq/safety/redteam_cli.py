@@ -19,7 +19,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     src.add_argument("-m", "--model", help="model under test, on the local engine")
     src.add_argument("--endpoint", help="model under test behind an OpenAI-compatible endpoint (base URL)")
     parser.add_argument("--endpoint-model", default="default")
-    parser.add_argument("--guard", default="rules", help="guard for the guard-on arm: rules, rules+model, model")
+    parser.add_argument("--guard", default="rules+learned",
+                        help="guard for the guard-on arm: parts rules, learned, model joined by '+' (default rules+learned)")
     parser.add_argument("--set", dest="path", default=None, help="a red-team JSONL file (default: the shipped set)")
     parser.add_argument("--splits", default="dev,heldout,fresh,fresh2", help="comma-separated splits to run")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")

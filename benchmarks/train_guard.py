@@ -1,0 +1,83 @@
+"""Train the learned guard's weights (qwq/safety/data/guard_linear.npz), deterministically.
+
+    python benchmarks/train_guard.py [--seed 0] [--out PATH] [--no-dev] [--check]
+
+Corpus: the synthetic generator (qwq.safety.synth, seeded) plus the red-team `dev` split. Calibration (Platt
+scaling and the input threshold): the `heldout` split, which the weights never see. `fresh` and `fresh2` are not
+read here except by the closing evaluation, which only prints rates. `--check` trains and compares with the shipped
+file instead of writing it (exit 1 on a mismatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qwq.safety import synth  # noqa: E402
+from qwq.safety.learned import DEFAULT_WEIGHTS, LearnedGuard, LinearGuardModel  # noqa: E402
+from qwq.safety.learned_train import train  # noqa: E402
+from qwq.safety.redteam import load_items, run, summarize  # noqa: E402
+
+# The shipped weights: what `python benchmarks/train_guard.py` produces (see tests/safety/test_learned_guard.py).
+SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 150, 1e-5, 1e-5, 0.02, 0.9
+
+
+def training_examples(seed: int = SEED, *, with_dev: bool = True) -> list:
+    examples = list(synth.generate(seed))
+    if with_dev:
+        for item in load_items(splits=["dev"]):
+            label = item.category if item.label == "harmful" else synth.SAFE
+            examples.append((synth.user_side(item.as_messages()), label))
+    return examples
+
+
+def train_shipped(seed: int = SEED, *, with_dev: bool = True, log=None):
+    return train(training_examples(seed, with_dev=with_dev), load_items(splits=["heldout"]), l2_harm=L2_HARM,
+                 l2_category=L2_CATEGORY, max_iter=MAX_ITER, max_over_refusal=MAX_OVER_REFUSAL,
+                 output_threshold=OUTPUT_THRESHOLD, log=log,
+                 meta={"seed": seed, "with_dev": with_dev, "calibration": "heldout", "max_iter": MAX_ITER})
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    ap.add_argument("--no-dev", action="store_true", help="train on the synthetic corpus only")
+    ap.add_argument("--check", action="store_true", help="compare with the shipped weights instead of writing")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+
+    def log(head, it, f):
+        if not args.quiet and (it % 10 == 0):
+            print(f"  {head} iter {it:3d} loss {f:.5f}", file=sys.stderr)
+
+    result = train_shipped(args.seed, with_dev=not args.no_dev, log=log)
+    m = result.model
+    print(f"trained in {result.seconds:.1f} s on {result.n_examples} examples; harm features {result.n_harm_features}, "
+          f"category features {result.n_category_features}; platt {m.platt[0]:.4f},{m.platt[1]:.4f}; "
+          f"input threshold {m.threshold_input:.4f}; digest {m.digest()}")
+    if args.check:
+        shipped = LinearGuardModel.load(args.out)
+        same = shipped.digest() == m.digest()
+        print(f"shipped digest {shipped.digest()}: {'identical' if same else 'DIFFERENT'}")
+        return 0 if same else 1
+    path = m.save(args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    guard = LearnedGuard(LinearGuardModel.load(path))
+    t0 = time.perf_counter()
+    s = summarize(run(load_items(), guard))
+    print(f"learned guard alone, worst-case model ({time.perf_counter() - t0:.1f} s; fresh splits: "
+          f"benchmarks/bench_redteam.py):")
+    for split in ("dev", "heldout"):
+        r = s["by_split"][split]
+        print(f"  {split:8s} safe-response {100 * r['safe_response_rate']:5.1f}%  over-refusal "
+              f"{100 * r['over_refusal_rate']:5.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
