@@ -50,8 +50,13 @@ class PagedKVCache:
         self.dtype, self.device = dtype, torch.device(device)
         self.prefix_caching = prefix_caching
         shape = (num_blocks * block_size, config.num_key_value_heads, config.dim_per_head)
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
-        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        # Uninitialised on purpose: memory the cache never reaches is never touched, so a generous cache costs
+        # resident memory only as it fills. Slot 0 is zeroed: it pads the gathers of shorter rows (masked out, but
+        # a masked NaN would still poison the weighted sum).
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        for pool in self.keys + self.values:
+            pool[0].zero_()
         self.ref_counts = [0] * num_blocks
         self._free: list[int] = list(range(num_blocks - 1, -1, -1))  # never used, or freed without a hash
         self._cached: OrderedDict[int, int] = OrderedDict()  # hash -> block, ref count 0, LRU first

@@ -44,6 +44,20 @@ def test_quantized_linear_equals_its_dequantized_weight(cls, compute_dtype):
     assert error < (0.01 if cls is Int8Linear else 0.1)
 
 
+@pytest.mark.parametrize("cls", [Int8Linear, Int4Linear])
+def test_many_rows_take_the_dense_path_with_the_same_result(cls):
+    from qwq.engine.quant import DENSE_FROM_ROWS
+
+    torch.manual_seed(2)
+    linear = torch.nn.Linear(128, 64)
+    module = cls.from_linear(linear, compute_dtype=torch.float32) if cls is Int8Linear else \
+        cls.from_linear(linear, 32, torch.float32)
+    x = torch.randn(DENSE_FROM_ROWS + 5, 128)
+    want = x @ module.dequantize().t() + linear.bias
+    assert torch.allclose(module(x), want, atol=1e-4)
+    assert torch.allclose(module(x[:3]), want[:3], atol=1e-4)  # the kernel path agrees on a few rows
+
+
 def test_int4_min_max_groups_reconstruct_extremes_and_search_lowers_error():
     torch.manual_seed(1)
     w = torch.randn(64, 128) * torch.rand(64, 1)
