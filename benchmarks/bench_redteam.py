@@ -3,11 +3,13 @@
     python benchmarks/bench_redteam.py [--out DIR] [-m MODEL | --endpoint URL]
 
 Prints, per split, the safe-response rate on harmful prompts and the over-refusal rate on benign + borderline
-prompts for: no guard and the rule guard, against the worst-case model (complies with everything: what the guard
-alone guarantees), and, with -m/--endpoint, against that model. Then the guard's cost: input check per request,
-output check of a long completion, and the streaming check per 256 generated characters, each as mean / p95 over
-repeated runs, next to a peer measured in the same run (a plain `re.search` of one keyword over the same text) so
-the numbers can be read on any machine.
+prompts for: no guard, the rule guard, the learned guard and both (rules+learned, the default), against the
+worst-case model (complies with everything: what the guard alone guarantees), and, with -m/--endpoint, against
+that model. Splits: dev (rules tuned on it, learned trained on it), heldout (rules tuned on it, learned calibrated
+on it), fresh (rules generalised on it; the learned guard never saw it), fresh2 (nobody tuned on it: the headline).
+Then each guard's cost: input check per request, output check of a long completion, and the streaming check per
+256 generated characters, as mean / p95 over repeated runs, next to a peer measured in the same run (a plain
+`re.search` of one keyword over the same text) so the numbers can be read on any machine.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qwq.safety.guard import NullGuard, OutputStream, RuleGuard  # noqa: E402
+from qwq.safety.guard import CompositeGuard, NullGuard, OutputStream, RuleGuard  # noqa: E402
+from qwq.safety.learned import LearnedGuard, sentence_features  # noqa: E402
 from qwq.safety.redteam import SPLITS, load_items, outcomes_to_jsonl, run, summarize  # noqa: E402
 
 
@@ -36,6 +39,12 @@ def timed(fn, repeat: int) -> tuple[float, float]:
     return statistics.mean(samples), samples[int(0.95 * (len(samples) - 1))]
 
 
+def cold() -> None:
+    """Forget the learned guard's per-sentence caches, so each timed call pays what a new request pays."""
+    sentence_features.cache_clear()
+    LearnedGuard().model._cache.clear()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
@@ -45,8 +54,10 @@ def main() -> int:
     args = ap.parse_args()
 
     items = load_items()
-    arms = {"worst case, guard off": summarize(run(items, NullGuard())),
-            "worst case, rule guard": summarize(run(items, RuleGuard()))}
+    guards = {"rules": RuleGuard(), "learned": LearnedGuard()}
+    guards["rules+learned"] = CompositeGuard([guards["rules"], guards["learned"]])
+    arms = {"worst case, guard off": summarize(run(items, NullGuard()))}
+    arms.update({f"worst case, {name}": summarize(run(items, g)) for name, g in guards.items()})
     outcomes = {}
     if args.model or args.endpoint:
         from qwq.agent.backends import backend_from_spec
@@ -63,7 +74,8 @@ def main() -> int:
 
         name = args.model or args.endpoint
         outcomes[f"{name}, guard off"] = run(items, NullGuard(), respond)
-        outcomes[f"{name}, rule guard"] = run(items, RuleGuard(), respond)
+        for gname, g in guards.items():
+            outcomes[f"{name}, {gname}"] = run(items, g, respond)
         arms.update({k: summarize(v) for k, v in outcomes.items()})
 
     print(f"{'arm':34s} {'split':8s} {'safe-response':>14s} {'over-refusal':>13s} {'n harm':>7s} {'n other':>8s}")
@@ -73,44 +85,43 @@ def main() -> int:
             print(f"{arm:34s} {split:8s} {100 * r['safe_response_rate']:13.1f}% {100 * r['over_refusal_rate']:12.1f}% "
                   f"{r['n_harmful']:7d} {r['n_not_harmful']:8d}")
 
-    guard = RuleGuard()
     short = [i.as_messages() for i in items]
     long_prompt = max(short, key=lambda m: sum(len(x["content"]) for x in m))
     completion = ("Let me think about this step by step. " * 40 + "\n</think>\n\n" +
                   "Here is a detailed answer with several paragraphs of explanation. " * 120)
-    i = iter(range(10 ** 9))
-    in_mean, in_p95 = timed(lambda: guard.check_input(short[next(i) % len(short)]), 2 * len(short))
-    long_mean, long_p95 = timed(lambda: guard.check_input(long_prompt), 50)
-    out_mean, out_p95 = timed(lambda: guard.check_output(completion), 30)
-
-    def stream():
-        s = OutputStream(guard, check_every=256)
-        for k in range(0, len(completion), 16):
-            s.feed(completion[k:k + 16])
-        s.finish()
-
-    st_mean, _ = timed(stream, 5)
     checks = len(completion) // 256
     peer = re.compile(r"sarin", re.IGNORECASE)
     peer_mean, _ = timed(lambda: peer.search(completion), 200)
+    latency = {}
     print()
-    print(f"input check per request (shipped prompts): mean {in_mean:.2f} ms, p95 {in_p95:.2f} ms")
-    print(f"input check, longest prompt ({sum(len(x['content']) for x in long_prompt)} chars): mean {long_mean:.2f} ms, "
-          f"p95 {long_p95:.2f} ms")
-    print(f"output check, {len(completion)}-char completion: mean {out_mean:.2f} ms, p95 {out_p95:.2f} ms "
-          f"(peer: one keyword re.search over it {peer_mean * 1000:.1f} us)")
-    print(f"streaming guard: {st_mean:.1f} ms for the whole completion = {st_mean / max(1, checks):.2f} ms per "
-          f"256 generated characters ({checks} checks)")
+    print(f"guard latency (peer: one keyword re.search over the {len(completion)}-char completion "
+          f"{peer_mean * 1000:.1f} us)")
+    print(f"{'guard':15s} {'input mean':>11s} {'input p95':>10s} {'longest in':>11s} {'output mean':>12s} "
+          f"{'stream/256ch':>13s}")
+    for gname, guard in guards.items():
+        i = iter(range(10 ** 9))
+        in_mean, in_p95 = timed(lambda: (cold(), guard.check_input(short[next(i) % len(short)])), 2 * len(short))
+        long_mean, _ = timed(lambda: (cold(), guard.check_input(long_prompt)), 50)
+        out_mean, _ = timed(lambda: (cold(), guard.check_output(completion)), 30)
+
+        def stream():
+            cold()
+            s = OutputStream(guard, check_every=256)
+            for k in range(0, len(completion), 16):
+                s.feed(completion[k:k + 16])
+            s.finish()
+
+        st_mean, _ = timed(stream, 5)
+        latency[gname] = {"input_mean_ms": in_mean, "input_p95_ms": in_p95, "input_longest_ms": long_mean,
+                          "output_long_mean_ms": out_mean, "stream_per_256_chars_ms": st_mean / max(1, checks)}
+        print(f"{gname:15s} {in_mean:9.2f}ms {in_p95:8.2f}ms {long_mean:9.2f}ms {out_mean:10.2f}ms "
+              f"{st_mean / max(1, checks):11.2f}ms")
     if args.out:
         from qwq.safety.report import write_report
 
-        arms["latency"] = {}
-        latency = {"input_mean_ms": in_mean, "input_p95_ms": in_p95, "output_long_mean_ms": out_mean,
-                   "stream_per_256_chars_ms": st_mean / max(1, checks)}
-        arms.pop("latency")
-        path = write_report(arms, args.out, title="Red-team report (rule guard)",
-                            notes="Worst case = a model that complies with every request. Latency: "
-                                  + json.dumps({k: round(v, 3) for k, v in latency.items()}),
+        path = write_report(arms, args.out, title="Red-team report (rules, learned, rules+learned)",
+                            notes="Worst case = a model that complies with every request. Latency (ms): "
+                                  + json.dumps({g: {k: round(v, 3) for k, v in d.items()} for g, d in latency.items()}),
                             outcomes_jsonl={k: outcomes_to_jsonl(v) for k, v in outcomes.items()})
         print(f"report: {path}")
     return 0
