@@ -6,7 +6,8 @@ format is described; nothing is inferred from file names), safetensors shards (+
 tensors described in qwq.engine.quant, and the tokenizer files when the source had them.
 
 `quantize_checkpoint` reads one tensor at a time with plain file reads (no memory map, so the resident set holds one
-tensor and the output shard being filled, whatever the input size) and writes output shards as they fill up.
+tensor and the output shard being filled, whatever the input size), quantizes it a slice of rows at a time, and
+writes output shards as they fill up.
 """
 
 from __future__ import annotations
@@ -208,6 +209,32 @@ def iter_checkpoint_tensors(directory: Path) -> Iterator[tuple[str, torch.Tensor
                 yield name, tensor.reshape(entry["shape"])
 
 
+_ROWS_PER_CHUNK = 4096
+
+
+def _int8_by_rows(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """quantize_int8 a slice of rows at a time: the fp32 temporaries stay small whatever the tensor's size."""
+    qweight = torch.empty(tensor.shape, dtype=torch.int8)
+    scales = torch.empty(tensor.shape[0])
+    for start in range(0, tensor.shape[0], _ROWS_PER_CHUNK):
+        qweight[start:start + _ROWS_PER_CHUNK], scales[start:start + _ROWS_PER_CHUNK] = \
+            quantize_int8(tensor[start:start + _ROWS_PER_CHUNK])
+    return qweight, scales
+
+
+def _int4_by_rows(tensor: torch.Tensor, group_size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """quantize_int4 a slice of rows at a time (slices of whole 64-row blocks, as the packed layout needs)."""
+    rows, width = tensor.shape
+    if rows % 64:
+        return quantize_int4(tensor, group_size, dtype)
+    qweight = torch.empty(rows, width // 2, dtype=torch.uint8)
+    scale_zeros = torch.empty(width // group_size, rows, 2, dtype=dtype)
+    for start in range(0, rows, _ROWS_PER_CHUNK):
+        end = min(rows, start + _ROWS_PER_CHUNK)
+        qweight[start:end], scale_zeros[:, start:end] = quantize_int4(tensor[start:end], group_size, dtype)
+    return qweight, scale_zeros
+
+
 def quantize_checkpoint(source: str | Path, destination: str | Path, spec: QuantSpec,
                         dtype: torch.dtype = torch.bfloat16, compute_dtype: torch.dtype = torch.bfloat16,
                         max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, progress=None) -> Path:
@@ -232,7 +259,7 @@ def quantize_checkpoint(source: str | Path, destination: str | Path, spec: Quant
             if config.tie_word_embeddings and name == "lm_head.weight":
                 continue
             if embed_int8 and name == "model.embed_tokens.weight":
-                qweight, scales = quantize_int8(tensor)
+                qweight, scales = _int8_by_rows(tensor)
                 writer.add("model.embed_tokens.qweight", qweight)
                 writer.add("model.embed_tokens.scales", scales.to(dtype))
                 seen.update({"model.embed_tokens.qweight", "model.embed_tokens.scales"})
@@ -247,12 +274,12 @@ def quantize_checkpoint(source: str | Path, destination: str | Path, spec: Quant
                     raise CheckpointError(f"{source}: tensor {name!r} has shape {list(tensor.shape)}, expected "
                                           f"{[module.out_features, module.in_features]}")
                 if isinstance(module, Int8Linear):
-                    qweight, scales = quantize_int8(tensor)
+                    qweight, scales = _int8_by_rows(tensor)
                     writer.add(prefix + "qweight", qweight)
                     writer.add(prefix + "scales", scales.to(compute_dtype))
                     seen.update({prefix + "qweight", prefix + "scales"})
                 else:
-                    qweight, scale_zeros = quantize_int4(tensor, module.group_size, compute_dtype)
+                    qweight, scale_zeros = _int4_by_rows(tensor, module.group_size, compute_dtype)
                     writer.add(prefix + "qweight", qweight)
                     writer.add(prefix + "scale_zeros", scale_zeros)
                     seen.update({prefix + "qweight", prefix + "scale_zeros"})

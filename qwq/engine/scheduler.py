@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from qwq.engine.cache import PagedKVCache
+from qwq.model.kv import CacheFullError
 from qwq.engine.outputs import TokenEvent
 from qwq.engine.runner import ModelRunner
 from qwq.engine.sampling import RowSampling, sample_batch
@@ -143,7 +144,7 @@ class Scheduler:
             if live is None:
                 self._start(request, events)
             else:
-                self._resume(request, live)
+                self._resume(request, live, events)
             self.running.append(request)
 
     def _start(self, request: RequestState, events: list[TokenEvent]) -> None:
@@ -161,13 +162,18 @@ class Scheduler:
         request.timings.prefill_s += now - start
         self._choose(request.seqs, logits.expand(len(request.seqs), -1), events)
 
-    def _resume(self, request: RequestState, live: list[SequenceState]) -> None:
-        """Recompute the cache of preempted samples (everything but their last, not yet fed token)."""
+    def _resume(self, request: RequestState, live: list[SequenceState], events: list[TokenEvent]) -> None:
+        """Recompute the cache of preempted samples (everything but their last, not yet fed token). A sample whose
+        context no longer fits the whole cache ends with reason "length"."""
         start = time.perf_counter()
         for seq in live:
             context = request.prompt_ids + seq.generated[:-1]
-            cached = self.cache.add_sequence(seq.seq_id, context)
-            self.runner.prefill(seq.seq_id, context, cached)
+            try:
+                cached = self.cache.add_sequence(seq.seq_id, context)
+                self.runner.prefill(seq.seq_id, context, cached)
+            except CacheFullError:
+                self.cache.free(seq.seq_id)
+                events.append(seq.finish_event("length", time.perf_counter(), "kv_cache_full"))
         request.timings.prefill_s += time.perf_counter() - start
 
     def _preempt_for_decode(self, events: list[TokenEvent]) -> None:

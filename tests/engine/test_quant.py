@@ -113,8 +113,12 @@ def test_quantize_save_load_round_trip_gives_identical_outputs(tmp_path, method)
         Engine(loaded, max_batch_size=1).generate([[1, 2, 3]], params)[0].samples[0].token_ids
 
 
-def test_streaming_conversion_equals_in_memory_quantization(tmp_path):
+@pytest.mark.parametrize("rows_per_chunk", [4096, 64])
+def test_streaming_conversion_equals_in_memory_quantization(tmp_path, monkeypatch, rows_per_chunk):
+    import qwq.engine.quant_io as quant_io
     from qwq.model.weights import save_hf_checkpoint
+
+    monkeypatch.setattr(quant_io, "_ROWS_PER_CHUNK", rows_per_chunk)  # 64: big tensors go in several slices
 
     config = tiny_config()
     model = make_model(config, seed=6)
