@@ -163,3 +163,24 @@ def test_starts_in_thinking_override_for_a_prompt_without_think_tags(tok):
     as_thinking = engine.generate([prompt], greedy(600, loop_breaker=True, starts_in_thinking=True))[0].samples[0]
     assert as_thinking.controls["loop_breaker"]["outcome"] == "answered"
     assert "</think>" in as_thinking.text
+
+
+@pytest.mark.weights
+def test_controls_with_the_real_qwq_tokenizer(real_gguf):
+    """QwQ's own vocabulary (Qwen2 BPE + its added tokens): `</think>` is one token, the chat template opens the
+    thinking, and a looping thinking is cut and answered."""
+    from qwq.tokenizer import ChatTemplate, Tokenizer, qwq_tokenizer
+
+    tok = qwq_tokenizer(Tokenizer.from_gguf(real_gguf))
+    template = ChatTemplate.for_tokenizer(tok)
+    prompt = tok.encode(template.render([{"role": "user", "content": "What is 12 * 7?"}],
+                                        add_generation_prompt=True))
+    assert tok.decode(prompt).endswith("<|im_start|>assistant\n<think>\n")
+    cycle = tok.encode(CYCLE)
+    engine = scripted_engine(text_script(tok, prompt, tok.encode("Let me see. ") + cycle * 40), tok, max_len=4096)
+    sample = engine.generate([prompt], greedy(1000, loop_breaker=True, thinking_budget=900))[0].samples[0]
+    close = tok.token_to_id("</think>")
+    assert close == 151668 and sample.token_ids.count(close) == 1
+    assert sample.controls["loop_breaker"]["loops"][0]["period"] == len(cycle)
+    assert split_reasoning(sample.text).answer == "The answer is 84."
+    assert sample.controls["accounting"]["reasoning_tokens"] == sample.token_ids.index(close) + 1

@@ -265,21 +265,28 @@ class LanguageGuard(BaseController):
         else:
             self.target = script_for_language(settings.language)
         self.scanner = ScriptScanner(self.target, settings.min_run)
-        self._scanned = 0  # characters of the reasoning already fed to the scanner (whole lines)
+        self._read = 0  # reasoning deltas of the tracker already taken
+        self._line: list[str] = []  # the current, unfinished line of the thinking
         self._bias = None
-        self._tracker, self._state = tracker, state
+        self._state = state
         self.steered_steps = 0
 
-    def _scan_lines(self) -> None:
-        reasoning = self._tracker.reasoning
-        end = reasoning.rfind("\n") + 1
-        if end > self._scanned:
-            self.scanner.feed_text(reasoning[self._scanned:end - 1])
-            self._scanned = end
+    def _scan_lines(self, tracker: Any) -> None:
+        """Feed the scanner the thinking's newly completed lines (each character is looked at once)."""
+        deltas = tracker.reasoning_deltas
+        while self._read < len(deltas):
+            delta = deltas[self._read]
+            self._read += 1
+            cut = delta.rfind("\n")
+            if cut < 0:
+                self._line.append(delta)
+                continue
+            self.scanner.feed_text("".join(self._line) + delta[:cut])
+            self._line = [delta[cut + 1:]]
 
     def before_sample(self, state: SampleState, logits: Any) -> Action | None:
         tracker = tracker_for(state)
-        self._scan_lines()
+        self._scan_lines(tracker)
         if self.settings.mode == "report" or not tracker.in_thinking:
             return None
         if self._bias is None or self._bias.shape[-1] != logits.shape[-1]:
@@ -289,8 +296,8 @@ class LanguageGuard(BaseController):
         return Action(bias=self._bias)
 
     def details(self) -> dict:
-        reasoning = tracker_for(self._state).reasoning
-        if len(reasoning) > self._scanned:  # the last, unfinished line
-            self.scanner.feed_text(reasoning[self._scanned:])
-            self._scanned = len(reasoning)
+        self._scan_lines(tracker_for(self._state))
+        if self._line:  # the last, unfinished line
+            self.scanner.feed_text("".join(self._line))
+            self._line = []
         return {"mode": self.settings.mode, **self.scanner.report.to_dict(), "steered_steps": self.steered_steps}

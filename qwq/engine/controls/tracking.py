@@ -46,6 +46,7 @@ class ThinkingTracker:
         self.started = time.perf_counter()
         self.first_answer_s: float | None = None  # from the sample's start to its first answer text
         self.phases = bytearray()  # per generated token: 1 when it was part of the thinking
+        self.reasoning_deltas: list[str] = []  # the thinking text as it came (readers keep their own offset)
 
     @property
     def in_thinking(self) -> bool:
@@ -65,6 +66,7 @@ class ThinkingTracker:
             token = ids[self.synced]
             was_thinking = self.parser.in_reasoning
             deltas = self.parser.feed(self._decoder.feed(token))
+            self.reasoning_deltas.extend(d.text for d in deltas if d.kind == "reasoning")
             if was_thinking:
                 self.thinking_tokens += 1
                 if not self.parser.in_reasoning and self.thinking_closed_at is None:
