@@ -43,6 +43,7 @@ class EngineOptions:
     prefix_caching: bool = True
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
     compile: bool = False
+    fuse_projections: bool = True  # quantized models: q/k/v and gate/up as one matmul each (see engine.fusion)
 
     def check(self) -> None:
         def positive(name: str, value: Any, limit: int) -> None:
@@ -88,6 +89,11 @@ class Engine:
         options.check()
         self.model = model.eval()
         self.config = config or model.config
+        self.fused_groups = 0
+        if options.fuse_projections:
+            from qwq.engine.fusion import fuse_projections
+
+            self.fused_groups = fuse_projections(model)
         self.tokenizer, self.chat_template, self.options = tokenizer, chat_template, options
         self.dtype = _model_dtype(model)
         self.device = next(iter(model.parameters())).device

@@ -184,3 +184,29 @@ def test_gptq_quantizes_a_whole_model_closer_than_plain_rounding(tokenizer):
     assert isinstance(gptq.model.layers[0].mlp.up_proj, Int4Linear)
     assert isinstance(gptq.lm_head, Int8Linear)
     assert gptq_error < rtn_error
+
+
+@pytest.mark.parametrize("spec", [QuantSpec("int4", 32), QuantSpec("int8"),
+                                  QuantSpec("int4", 32, {"*.self_attn.*": "int8"})])
+def test_fused_projections_give_identical_logits_and_tokens(spec):
+    from qwq.engine.fusion import ProjectionSlice, fuse_projections
+
+    config = tiny_config(num_attention_heads=2, num_key_value_heads=2)  # k/v of 64 rows: whole int4 blocks
+    plain = quantize_model(make_model(config, seed=9), spec)
+    fused = quantize_model(make_model(config, seed=9), spec)
+    assert fuse_projections(fused) == 2 * config.num_hidden_layers
+    assert isinstance(fused.model.layers[0].self_attn.k_proj, ProjectionSlice)
+    prompt = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        assert torch.equal(plain(prompt), fused(prompt))
+    params = SamplingParams(temperature=0.0, max_new_tokens=6, ignore_eos=True)
+    assert Engine(plain, max_batch_size=2, fuse_projections=False).generate([[1, 2]], params)[0].samples[0].token_ids \
+        == Engine(fused, max_batch_size=2).generate([[1, 2]], params)[0].samples[0].token_ids
+
+
+def test_float_models_are_not_fused():
+    from qwq.engine.fusion import fuse_projections
+
+    model = make_model(tiny_config())
+    assert fuse_projections(model) == 0
+    assert isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear)
