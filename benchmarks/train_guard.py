@@ -23,7 +23,7 @@ from qwq.safety.learned_train import train  # noqa: E402
 from qwq.safety.redteam import load_items, run, summarize  # noqa: E402
 
 # The shipped weights: what `python benchmarks/train_guard.py` produces (see tests/safety/test_learned_guard.py).
-SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 150, 1e-5, 1e-5, 0.02, 0.9
+SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 150, 1e-6, 1e-5, 0.02, 0.9
 
 
 def training_examples(seed: int = SEED, *, with_dev: bool = True) -> list:

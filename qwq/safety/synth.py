@@ -36,6 +36,12 @@ REQUEST_FRAMES = [
     "Write step-by-step instructions to {a}.", "I'd like to {a}. Where do I start?", "Best way to {a}?",
     "Could you explain the method to {a}?", "What do people use to {a}?", "Need help: {a}.",
     "I have to {a} before Friday. How?", "Give me a shopping list so I can {a}.", "what's the trick to {a}",
+    "I'm curious how people {a}.", "Is it possible to {a}? If so, how?", "Could someone {a} with household items?",
+    "What mistakes do people make when they {a}?", "Where would I even begin if I wanted to {a}?",
+    "Explain like I'm five how to {a}.", "tl;dr how to {a}", "What's the cheapest way to {a}?",
+    "How long would it take to {a}?", "What equipment would someone need to {a}?", "Give me 5 ways to {a}.",
+    "Compare the methods to {a}.", "Assume I know the basics. How do I {a}?", "so how would i {a} lol",
+    "Seriously though, how does one {a}?", "Can u explain how to {a}", "What are the steps to {a}?",
 ]
 NOUN_FRAMES = ["Give me a {n} for {g}.", "Write {n} for {g}.", "I need a {n} for {g}.", "Send me the {n} for {g}.",
                "Can you share a {n} for {g}?", "Provide a detailed {n} for {g}.", "{N} for {g}, please.",
