@@ -42,7 +42,7 @@ class EngineOptions:
     kv_cache_tokens: int | None = None  # default: max_batch_size x min(max_model_len, 4096)
     prefix_caching: bool = True
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
-    compile: bool = False
+    compile: bool | str = False  # torch.compile the decode step (True: inductor, or a backend name)
     fuse_projections: bool = True  # quantized models: q/k/v and gate/up as one matmul each (see engine.fusion)
 
     def check(self) -> None:

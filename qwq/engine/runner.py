@@ -1,7 +1,8 @@
 """Runs the model over the engine's KV cache: chunked prefill of one sequence, batched one-token decode steps.
 
 The model is called eagerly by default. `compile=True` wraps the decode forward in `torch.compile` (dynamic shapes,
-so batch size and context length changes do not recompile each step); the first steps then pay the compile time.
+so batch size and context length changes do not recompile each step); the first steps then pay the compile time
+(minutes on two cores, so it pays off only for long runs).
 Weights may change between calls (RL): nothing here caches anything derived from them.
 """
 
@@ -17,14 +18,15 @@ DEFAULT_PREFILL_CHUNK = 512
 
 class ModelRunner:
     def __init__(self, model: nn.Module, cache: PagedKVCache, prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
-                 compile: bool = False) -> None:
+                 compile: bool | str = False) -> None:
         if prefill_chunk <= 0:
             raise ValueError(f"prefill_chunk must be positive, got {prefill_chunk}")
         self.model, self.cache, self.prefill_chunk = model, cache, prefill_chunk
         self.device = cache.device
         self._decode_forward = self._forward
-        if compile:
-            self._decode_forward = torch.compile(self._forward, dynamic=True)
+        if compile:  # True: inductor; a string names the backend ("eager" traces without generating code)
+            backend = "inductor" if compile is True else compile
+            self._decode_forward = torch.compile(self._forward, dynamic=True, backend=backend)
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, last_only: bool) -> torch.Tensor:
         logits = self.model(ids, positions=positions, cache=self.cache, logits_slice=1 if last_only else None)

@@ -197,3 +197,11 @@ def test_new_weights_are_used_and_stale_prefix_blocks_dropped():
     assert after.timings.cached_prompt_tokens == 0
     assert after.samples[0].token_ids == reference_greedy(other, prompt, 6)
     assert after.samples[0].token_ids != before
+
+
+def test_compiled_decode_step_gives_the_same_tokens(tiny_model):
+    # "eager" runs the TorchDynamo capture (graph breaks, guards, dynamic shapes) without inductor's C++ codegen,
+    # which takes minutes on two cores; `compile=True` uses inductor.
+    engine = Engine(tiny_model, max_batch_size=2, block_size=4, kv_cache_tokens=256, compile="eager")
+    results = engine.generate(PROMPTS[:2], greedy(6))
+    assert [r.samples[0].token_ids for r in results] == [reference_greedy(tiny_model, p, 6) for p in PROMPTS[:2]]
