@@ -130,7 +130,7 @@ def build_quantized_skeleton(config: ModelConfig, spec: QuantSpec, compute_dtype
 
 def load_quantized_checkpoint(directory: str | Path, dtype: torch.dtype | None = None
                               ) -> tuple[ModelConfig, QuantSpec, nn.Module]:
-    """Load a quantized checkpoint: memory-mapped, quantized tensors used as stored (CPU).
+    """Load a quantized checkpoint (CPU): tensors read as stored, no conversion.
 
     `dtype` converts the float tensors that are not quantized (embedding, norms, biases); None keeps them as stored.
     """
@@ -162,8 +162,10 @@ def load_quantized_checkpoint(directory: str | Path, dtype: torch.dtype | None =
     state = load_state_dict(directory)
     quant_buffers = {f"{n}.{b}" for n, m in model.named_modules() if isinstance(m, (Int4Linear, Int8Linear))
                      for b in ("qweight", "scales", "scale_zeros")}
-    if dtype is not None:
-        state = {k: (v.to(dtype) if v.is_floating_point() and k not in quant_buffers else v) for k, v in state.items()}
+    # Copy out of the file mapping: the kernels need 64-byte aligned weights (the mapping gives 8), and the engine
+    # re-arranges some tensors (fused projections), which would otherwise leave the mapped originals resident too.
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() and k not in quant_buffers
+                 else v.clone()) for k, v in state.items()}
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     model.model.rotary_emb.reset("cpu")
