@@ -6,6 +6,10 @@ Corpus: the synthetic generator (qwq.safety.synth, seeded) plus the red-team `de
 scaling and the input threshold): the `heldout` split, which the weights never see. `fresh` and `fresh2` are not
 read here except by the closing evaluation, which only prints rates. `--check` trains and compares with the shipped
 file instead of writing it (exit 1 on a mismatch).
+
+Shipped weights (seed 0, with dev, calibrated on heldout): digest (LinearGuardModel.digest, SHA-256 of the int8
+weights, scales, biases and bucket ids) 884ffdbece7be31265bef7b22e4fa93f8616601ca13c1d629d09422561993508, input
+threshold 0.7965, 0.24 MB; about 80 s to train on one core of the development machine.
 """
 
 from __future__ import annotations

@@ -198,3 +198,11 @@ def test_guard_cli_uses_the_learned_layer():
     bad = subprocess.run([sys.executable, "-m", "qwq.cli", "guard", "--guard", "rules+nope", "--text", "hi"],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "unknown guard" in bad.stderr
+
+
+def test_learned_guard_modules_do_not_import_torch():
+    code = ("import sys; import qwq.safety.learned, qwq.safety.learned_train, qwq.safety.synth; "
+            "from qwq.safety.guard import build_guard; build_guard('rules+learned').check_input('hello'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
