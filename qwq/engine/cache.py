@@ -246,6 +246,13 @@ class PagedKVCache:
         self._write_index = torch.cat(new_slots).to(self.device)
         self._read_index = torch.stack(key_slots).to(self.device)  # [B, width]
         self._width = width
+        # A single row whose blocks follow each other in the pool reads its keys as a view: no gather copy (the
+        # usual case for one stream, whose blocks come off the free list in order; always so for the static cache).
+        self._view_start = None
+        if len(seq_ids) == 1:
+            blocks = self.seqs[seq_ids[0]].blocks[: self.blocks_needed(width)]
+            if blocks == list(range(blocks[0], blocks[0] + len(blocks))):
+                self._view_start = blocks[0] * self.block_size
         uniform = all(s == starts[0] for s in starts)
         if num_new == 1 and uniform:
             self._mask = None  # every row sees all of its `width` keys
@@ -257,6 +264,8 @@ class PagedKVCache:
             self._mask = (key_pos[None, None, :] <= query_pos[:, :, None])[:, None]  # [B, 1, T, width]
 
     def _gather(self, pool: torch.Tensor, batch: int) -> torch.Tensor:
+        if self._view_start is not None:
+            return pool[self._view_start:self._view_start + self._width].unsqueeze(0).transpose(1, 2)
         gathered = pool.index_select(0, self._read_index.view(-1))
         return gathered.view(batch, self._width, *pool.shape[1:]).transpose(1, 2)  # [B, Hkv, width, D]
 
@@ -326,7 +335,7 @@ class PagedKVCache:
 class StaticKVCache(PagedKVCache):
     """One preallocated contiguous slot of `max_len` tokens per sequence, at most `max_seqs` sequences.
 
-    A single-row forward reads its keys as a view of the slot (no gather); a fork copies the parent's slot.
+    A single-row forward reads its keys as a view of its slot (no gather); a fork copies the parent's slot.
     """
 
     def __init__(self, config: ModelConfig, max_seqs: int, max_len: int, dtype: torch.dtype = torch.float32,
@@ -347,10 +356,3 @@ class StaticKVCache(PagedKVCache):
                 raise CacheFullError(f"KV cache slot full: sequence {sid} would reach {end} tokens, the static "
                                      f"cache holds {self.max_len} per sequence")
         return super().begin(seq_ids, num_new, None)
-
-    def _gather(self, pool: torch.Tensor, batch: int) -> torch.Tensor:
-        if batch == 1:
-            block = self.seqs[self._batch[0]].blocks[0]
-            start = block * self.block_size
-            return pool[start:start + self._width].unsqueeze(0).transpose(1, 2)
-        return super()._gather(pool, batch)

@@ -134,6 +134,7 @@ class RowSampling:
     generator: torch.Generator | None
     generated: Sequence[int] = ()  # tokens generated so far (for presence / frequency penalties)
     bias: torch.Tensor | None = None  # [V] added to the logits after the penalties (-inf masks a token)
+    counts: torch.Tensor | None = None  # [>= V] occurrences of each id in `generated`, kept up to date by the caller
 
 
 @dataclass
@@ -151,9 +152,11 @@ def apply_penalties(logits: torch.Tensor, rows: Sequence[RowSampling]) -> None:
         p = row.params
         if not p.wants_penalties or not row.generated:
             continue
-        ids = torch.as_tensor(list(row.generated), dtype=torch.long, device=logits.device)
-        ids = ids[ids < vocab]
-        counts = torch.bincount(ids, minlength=vocab).to(logits.dtype)
+        if row.counts is not None:  # maintained incrementally: O(V) per step, not O(generated)
+            counts = row.counts[:vocab].to(logits.device, logits.dtype)
+        else:
+            ids = torch.as_tensor(list(row.generated), dtype=torch.long, device=logits.device)
+            counts = torch.bincount(ids[ids < vocab], minlength=vocab).to(logits.dtype)
         logits[i] -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(logits.dtype)
 
 

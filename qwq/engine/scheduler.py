@@ -222,7 +222,8 @@ class Scheduler:
                 forced[row] = token
             else:
                 sampled_rows.append(row)
-                rows.append(RowSampling(seq.request.params, seq.generator, seq.generated, bias))
+                rows.append(RowSampling(seq.request.params, seq.generator, seq.generated, bias,
+                                        seq.counts_for(logits.shape[-1], logits.device)))
         picks = {}
         want_logprobs = any(s.request.params.logprobs or s.request.params.top_logprobs for s in seqs)
         if sampled_rows:

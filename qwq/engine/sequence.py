@@ -55,6 +55,7 @@ class SequenceState:
             stop_ids.update(eos_ids)
         self.stop_ids = frozenset(stop_ids)
         self.forced: deque[int] = deque()
+        self.token_counts: torch.Tensor | None = None  # for presence/frequency penalties, created on first use
         self.finished = False
         self.finish_reason: str | None = None
         self.stop_reason: str | int | None = None
@@ -68,6 +69,16 @@ class SequenceState:
     @property
     def last_token(self) -> int:
         return self.generated[-1] if self.generated else self.request.prompt_ids[-1]
+
+    def counts_for(self, vocab: int, device: torch.device) -> torch.Tensor | None:
+        """Occurrence counts of the generated ids (None unless the request uses presence/frequency penalties)."""
+        if not self.request.params.wants_penalties:
+            return None
+        if self.token_counts is None:
+            self.token_counts = torch.zeros(vocab, dtype=torch.float32, device=device)
+            ids = torch.tensor([t for t in self.generated if t < vocab], dtype=torch.long, device=device)
+            self.token_counts.index_add_(0, ids, torch.ones(len(ids), device=device))
+        return self.token_counts
 
     def before_sample(self, logits: torch.Tensor) -> tuple[torch.Tensor | None, int | None]:
         """Run the controllers' before_sample: (combined bias, forced token or None). May finish the sample."""
@@ -123,6 +134,8 @@ class SequenceState:
             request.timings.time_to_first_token_s = now - request.arrival
         self.generated.append(token_id)
         self.forced_mask.append(forced)
+        if self.token_counts is not None and token_id < self.token_counts.shape[0]:
+            self.token_counts[token_id] += 1
         request.timings.generated_tokens += 1
         if self.logprobs is not None:
             self.logprobs.append(logprob)

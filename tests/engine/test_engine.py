@@ -205,3 +205,22 @@ def test_compiled_decode_step_gives_the_same_tokens(tiny_model):
     engine = Engine(tiny_model, max_batch_size=2, block_size=4, kv_cache_tokens=256, compile="eager")
     results = engine.generate(PROMPTS[:2], greedy(6))
     assert [r.samples[0].token_ids for r in results] == [reference_greedy(tiny_model, p, 6) for p in PROMPTS[:2]]
+
+
+def test_penalties_in_the_engine_match_a_reference_loop(tiny_model):
+    """Greedy with presence/frequency penalties == argmax of penalised full-forward logits, step by step."""
+    engine = Engine(tiny_model, max_batch_size=2, kv_cache_tokens=256)
+    prompt = [3, 3, 4]
+    params = greedy(12, presence_penalty=0.7, frequency_penalty=0.4)
+    got = engine.generate([prompt], params)[0].samples[0].token_ids
+    ids, generated = list(prompt), []
+    with torch.no_grad():
+        for _ in range(12):
+            logits = tiny_model(torch.tensor([ids]))[0, -1].clone()
+            for token in set(generated):
+                logits[token] -= 0.7 + 0.4 * generated.count(token)
+            token = int(logits.argmax())
+            ids.append(token)
+            generated.append(token)
+    assert got == generated
+    assert got != reference_greedy(tiny_model, prompt, 12)  # the penalties changed something
