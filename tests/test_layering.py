@@ -50,3 +50,11 @@ def test_lower_layers_never_import_higher_ones():
             if target in LAYER and LAYER[target] > LAYER[top] and not rel.name.endswith("cli.py"):
                 problems.append(f"{rel} imports {module}")
     assert not problems, problems
+
+
+def test_test_module_basenames_are_unique():
+    """pytest imports test modules by basename in folders without __init__.py: duplicates break collection."""
+    import collections
+
+    names = collections.Counter(p.name for p in (QWQ.parent / "tests").rglob("test_*.py"))
+    assert not [n for n, c in names.items() if c > 1]
