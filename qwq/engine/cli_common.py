@@ -12,8 +12,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-m", "--model", default=DEFAULT_MODEL,
                        help=f"HF checkpoint dir, .gguf file, qwq run dir, quantized checkpoint or a name "
                             f"(default: {DEFAULT_MODEL})")
-    group.add_argument("--quant", choices=("none", "int8", "int4"), default="none",
-                       help="weight-only quantization applied at load (a GGUF is repacked, not inflated)")
+    group.add_argument("--quant", choices=("none", "int8", "int4", "w8a8"), default="none",
+                       help="quantization applied at load: int8/int4 weight-only (a GGUF is repacked, not inflated), "
+                            "w8a8 int8 weights and activations (fastest for batches)")
     group.add_argument("--group-size", type=int, default=None,
                        help="int4 group size (default: 32 for GGUF, whose Q4_K blocks repack exactly; else 128)")
     group.add_argument("--dtype", default="auto", help="activation/KV dtype: auto (fp32 on CPU), float32, bfloat16")

@@ -55,23 +55,35 @@ class ProjectionSlice(nn.Module):
 
 
 def _fusable(modules: list[nn.Module]) -> bool:
+    from qwq.engine.quant_w8a8 import W8A8Linear
+
     first = modules[0]
-    if not all(type(m) is type(first) for m in modules) or not isinstance(first, (Int4Linear, Int8Linear)):
+    if not all(type(m) is type(first) for m in modules) or \
+            not isinstance(first, (Int4Linear, Int8Linear, W8A8Linear)):
         return False
     if any((m.bias is None) != (first.bias is None) for m in modules):
         return False
     if isinstance(first, Int4Linear):
         return all(m.group_size == first.group_size and m.out_features % INT4_BLOCK_N == 0
                    and m.scale_zeros.dtype == first.scale_zeros.dtype for m in modules)
+    if isinstance(first, W8A8Linear):  # one input, one smoothing: only then is the fused product the same
+        return all(torch.equal(m.smooth, first.smooth) for m in modules)
     return all(m.scales.dtype == first.scales.dtype for m in modules)
 
 
 @torch.no_grad()
 def _concatenate(modules: list[nn.Module]) -> nn.Module:
+    from qwq.engine.quant_w8a8 import W8A8Linear
+
     first = modules[0]
     out_features = sum(m.out_features for m in modules)
     bias = first.bias is not None
-    if isinstance(first, Int4Linear):
+    if isinstance(first, W8A8Linear):
+        fused = W8A8Linear(first.in_features, out_features, bias)
+        fused.qweight = torch.cat([m.qweight for m in modules])
+        fused.scales = torch.cat([m.scales for m in modules])
+        fused.smooth = first.smooth.clone()
+    elif isinstance(first, Int4Linear):
         fused = Int4Linear(first.in_features, out_features, bias, first.group_size, first.scale_zeros.dtype)
         fused.qweight = torch.cat([m.qweight for m in modules])  # whole 64-row blocks: the layout concatenates
         fused.scale_zeros = torch.cat([m.scale_zeros for m in modules], dim=1)

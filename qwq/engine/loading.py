@@ -19,7 +19,7 @@ from qwq.config import ModelConfig
 from qwq.engine.quant import QuantSpec, quantize_model
 from qwq.utils.errors import ModelNotFoundError, UsageError
 
-QUANT_CHOICES = ("none", "int8", "int4")
+QUANT_CHOICES = ("none", "int8", "int4", "w8a8")
 CONVERSION_FORMAT_VERSION = 1
 _DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                 "float16": torch.float16, "fp16": torch.float16}
@@ -57,8 +57,8 @@ def _conversion_dir(path: Path, spec: QuantSpec, dtype: torch.dtype) -> Path:
     return cache_dir() / "converted" / f"{path.stem}-{spec.method}-g{spec.group_size}-{key}"
 
 
-def load_gguf_for_engine(path: Path, spec: QuantSpec, dtype: torch.dtype, use_cache: bool = True
-                         ) -> tuple[ModelConfig, torch.nn.Module, dict]:
+def load_gguf_for_engine(path: Path, spec: QuantSpec, dtype: torch.dtype, use_cache: bool = True,
+                         tokenizer=None) -> tuple[ModelConfig, torch.nn.Module, dict]:
     from qwq.engine.quant_gguf import load_gguf_quantized
     from qwq.engine.quant_io import load_quantized_checkpoint, save_quantized_checkpoint
 
@@ -68,9 +68,18 @@ def load_gguf_for_engine(path: Path, spec: QuantSpec, dtype: torch.dtype, use_ca
         config, _, model = load_quantized_checkpoint(target)
         report["conversion"] = f"cached: {target}"
         return config, model, report
-    modules: dict = {}
-    config, model = load_gguf_quantized(path, spec, dtype=dtype, report=modules)
-    report["modules"] = modules
+    if spec.method == "w8a8":  # needs activation statistics: decode to floats, calibrate, quantize
+        from qwq.engine.quant_w8a8 import w8a8_from_float_model
+        from qwq.model.gguf import load_gguf_model
+
+        config, model = load_gguf_model(path, dtype=torch.float32)
+        w8a8_from_float_model(model, tokenizer)
+        for name, param in model.named_parameters():  # norms and biases in the activation dtype
+            param.data = param.data.to(dtype)
+    else:
+        modules: dict = {}
+        config, model = load_gguf_quantized(path, spec, dtype=dtype, report=modules)
+        report["modules"] = modules
     if target is not None:
         try:
             save_quantized_checkpoint(model, config, spec, target)
@@ -92,6 +101,7 @@ def load_for_engine(spec: str, quant: str = "none", group_size: int | None = Non
     resolved = resolve(spec)
     report: dict = {}
     if resolved.kind == "hf" and read_spec(resolved.path) is not None:
+        tokenizer = load_tokenizer(resolved)
         if torch.device(device).type != "cpu":
             raise UsageError("quantized checkpoints load on CPU only for now (use the float checkpoint on GPU)")
         config, saved_spec, model = load_quantized_checkpoint(resolved.path, torch_dtype)
@@ -104,20 +114,26 @@ def load_for_engine(spec: str, quant: str = "none", group_size: int | None = Non
         from qwq.engine.quant_gguf import gguf_int4_spec
         from qwq.model.gguf import GGUFCheckpoint
 
+        tokenizer = load_tokenizer(resolved)
         if quant == "int4":  # the int4 mix (int8 where the model is sensitive); 32: Q4_K blocks repack exactly
             qspec = gguf_int4_spec(GGUFCheckpoint.open(resolved.path).config, group_size or 32)
         else:
-            qspec = QuantSpec("int8")
-        config, model, report = load_gguf_for_engine(resolved.path, qspec, torch_dtype, cache_conversion)
+            qspec = QuantSpec(quant, embedding="none" if quant == "w8a8" else "int8")
+        config, model, report = load_gguf_for_engine(resolved.path, qspec, torch_dtype, cache_conversion,
+                                                     tokenizer=tokenizer)
         report["quantization"] = qspec.to_dict()
     else:
         loaded = load_model(spec, dtype=torch_dtype, device=device)
-        config, model = loaded.config, loaded.model
-        if quant != "none":
+        config, model, tokenizer = loaded.config, loaded.model, loaded.tokenizer
+        if quant == "w8a8":
+            from qwq.engine.quant_w8a8 import w8a8_from_float_model
+
+            w8a8_from_float_model(model, tokenizer)
+            report["quantization"] = QuantSpec("w8a8", embedding="none").to_dict()
+        elif quant != "none":
             qspec = QuantSpec(quant, group_size or 128)
             quantize_model(model, qspec)
             report["quantization"] = qspec.to_dict()
-    tokenizer = load_tokenizer(resolved)
     try:
         template = load_chat_template(tokenizer)
     except ModelNotFoundError:  # no template: the engine still runs raw prompts; engine.chat() says why not

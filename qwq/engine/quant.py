@@ -28,7 +28,7 @@ from torch import nn
 
 from qwq.utils.errors import CheckpointError, UsageError
 
-METHODS = ("int8", "int4")
+METHODS = ("int8", "int4", "w8a8")  # w8a8: int8 weights and per-token int8 activations (quant_w8a8)
 GROUP_SIZES = (32, 64, 128, 256)
 SPEC_FILE = "quantization.json"
 SPEC_FORMAT = "qwq-weight-only"
@@ -62,7 +62,7 @@ class QuantSpec:
             raise UsageError(f"embedding quantization must be int8 or none, got {self.embedding!r}")
         for name, method in self.modules.items():
             if method not in METHODS + ("none",):
-                raise UsageError(f"quantization of module {name!r} must be int8, int4 or none, got {method!r}")
+                raise UsageError(f"quantization of module {name!r} must be int8, int4, w8a8 or none, got {method!r}")
 
     def method_for(self, module_name: str) -> str:
         """The module's method: an exact name in `modules`, else the first matching glob pattern, else `method`."""
@@ -341,6 +341,10 @@ def iter_linears(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Lin
 
 def make_quant_linear(method: str, in_features: int, out_features: int, bias: bool, group_size: int,
                       compute_dtype: torch.dtype, device=None) -> nn.Module:
+    if method == "w8a8":
+        from qwq.engine.quant_w8a8 import W8A8Linear
+
+        return W8A8Linear(in_features, out_features, bias, device=device)
     if method == "int8":
         return Int8Linear(in_features, out_features, bias, compute_dtype, device=device)
     return Int4Linear(in_features, out_features, bias, group_size, compute_dtype, device=device)
@@ -360,6 +364,10 @@ def quantize_model(model: nn.Module, spec: QuantSpec, compute_dtype: torch.dtype
                 continue
             if method == "int8":
                 new = Int8Linear.from_linear(linear, compute_dtype)
+            elif method == "w8a8":  # without calibration statistics: no smoothing (see quant_w8a8 for that)
+                from qwq.engine.quant_w8a8 import W8A8Linear
+
+                new = W8A8Linear.from_linear(linear)
             else:
                 new = Int4Linear.from_linear(linear, spec.group_size, compute_dtype)
             setattr(parent, attr, new)

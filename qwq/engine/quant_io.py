@@ -160,8 +160,11 @@ def load_quantized_checkpoint(directory: str | Path, dtype: torch.dtype | None =
     if extra:
         raise CheckpointError(f"{infos[extra[0]].file}: unexpected tensor {extra[0]!r} for this config and spec")
     state = load_state_dict(directory)
-    quant_buffers = {f"{n}.{b}" for n, m in model.named_modules() if isinstance(m, (Int4Linear, Int8Linear))
-                     for b in ("qweight", "scales", "scale_zeros")}
+    from qwq.engine.quant_w8a8 import W8A8Linear
+
+    quant_buffers = {f"{n}.{b}" for n, m in model.named_modules()
+                     if isinstance(m, (Int4Linear, Int8Linear, W8A8Linear))
+                     for b in ("qweight", "scales", "scale_zeros", "smooth")}
     # Copy out of the file mapping: the kernels need 64-byte aligned weights (the mapping gives 8), and the engine
     # re-arranges some tensors (fused projections), which would otherwise leave the mapped originals resident too.
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() and k not in quant_buffers

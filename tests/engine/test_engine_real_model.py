@@ -61,7 +61,7 @@ def reference_top1(real_gguf, eval_ids):
     return _logits(model, eval_ids).argmax(-1)
 
 
-@pytest.mark.parametrize("quant,threshold", [("int8", 0.99), ("int4", 0.95)])
+@pytest.mark.parametrize("quant,threshold", [("int8", 0.99), ("int4", 0.95), ("w8a8", 0.95)])
 def test_quantized_top1_agreement_with_fp32(real_gguf, eval_ids, reference_top1, quant, threshold):
     from qwq.engine.loading import load_for_engine
 
