@@ -2,7 +2,7 @@
 
     python benchmarks/bench_decode.py [--tokens 128] [--threads 2] [--batch 16] [--skip transformers,llama.cpp]
 
-Runs, each in its own process (clean peak RSS): qwq int4, qwq int8 (`qwq bench`), transformers fp32 loading the GGUF
+Runs, each in its own process (clean peak RSS): qwq int4, int8 and w8a8 (`qwq bench`), transformers fp32 loading the GGUF
 (`from_pretrained(gguf_file=...)`), and llama.cpp through llama-cpp-python when it is installed (it is optional and
 never installed by CI: it builds from source for ~15 minutes). Prints one row per run and the ratios qwq/peer.
 """
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3, help="decode runs per engine; the best one counts")
-    parser.add_argument("--skip", default="", help="comma list of runs to skip: int8, transformers, llama.cpp")
+    parser.add_argument("--skip", default="", help="comma list of runs to skip: int8, w8a8, transformers, llama.cpp")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from qwq.model.hub import ensure_real_model
@@ -111,8 +111,9 @@ def main() -> None:
     path = str(ensure_real_model())
     skip = set(filter(None, args.skip.split(",")))
     rows = [run_qwq("int4", args)]
-    if "int8" not in skip:
-        rows.append(run_qwq("int8", args))
+    for quant in ("int8", "w8a8"):
+        if quant not in skip:
+            rows.append(run_qwq(quant, args))
     for peer in ("llama.cpp", "transformers"):
         if peer not in skip:
             row = run_peer(peer, path, args)

@@ -55,7 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gguf", type=Path, default=None)
     parser.add_argument("--positions", type=int, default=512)
-    parser.add_argument("--specs", default="int8,int4:32,int4:32+head8,int4:64,int4:128")
+    parser.add_argument("--specs", default="int8,int4,w8a8,int4-all:32,int4-all:128",
+                        help="int8 / int4 / w8a8 (the --quant modes) and int4-all:G (int4 everywhere, groups of G)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,23 +74,24 @@ def main() -> None:
     ref = logits_for(reference, token_lists)
     ref_top = ref.argmax(-1)
     del reference
+    from qwq.engine.loading import load_for_engine
+
     for name in args.specs.split(","):
-        method, _, rest = name.partition(":")
-        group, _, extra = rest.partition("+")
-        modules = {"lm_head": "int8"} if extra == "head8" else {}
-        spec = QuantSpec(method, int(group or 128), modules)
-        for act in (torch.float32, torch.bfloat16):
-            start = time.perf_counter()
-            _, model = load_gguf_quantized(path, spec, dtype=act)
-            load_s = time.perf_counter() - start
-            logits = logits_for(model, token_lists)
-            agree = (logits.argmax(-1) == ref_top).float().mean().item()
-            in_top5 = (ref.topk(5, -1).indices == logits.argmax(-1, keepdim=True)).any(-1).float().mean().item()
-            kl = torch.nn.functional.kl_div(logits.log_softmax(-1), ref.log_softmax(-1), log_target=True,
-                                            reduction="batchmean").item()
-            print(f"{name:16s} act={str(act).removeprefix('torch.'):8s} top1 agree {agree:.4f}  "
-                  f"in ref top5 {in_top5:.4f}  KL(ref||q) {kl:.4f}  load {load_s:.1f}s", flush=True)
-            del model
+        start = time.perf_counter()
+        if name in ("int8", "int4", "w8a8"):  # exactly what `--quant NAME` gives (cached conversion reused)
+            model = load_for_engine(str(path), quant=name).model
+        else:  # "int4-all:G": int4 everywhere with groups of G (no int8 mix)
+            group = int(name.partition(":")[2] or 32)
+            _, model = load_gguf_quantized(path, QuantSpec("int4", group), dtype=torch.float32)
+        load_s = time.perf_counter() - start
+        logits = logits_for(model, token_lists)
+        agree = (logits.argmax(-1) == ref_top).float().mean().item()
+        in_top5 = (ref.topk(5, -1).indices == logits.argmax(-1, keepdim=True)).any(-1).float().mean().item()
+        kl = torch.nn.functional.kl_div(logits.log_softmax(-1), ref.log_softmax(-1), log_target=True,
+                                        reduction="batchmean").item()
+        print(f"{name:12s} top1 agree {agree:.4f}  in ref top5 {in_top5:.4f}  KL(ref||q) {kl:.4f}  "
+              f"load {load_s:.1f}s", flush=True)
+        del model
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from qwq.utils.errors import UsageError
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", required=True, help="HF checkpoint dir, .gguf file or model name")
-    parser.add_argument("--method", "--quant", dest="method", choices=("int8", "int4"), default="int4")
+    parser.add_argument("--method", "--quant", dest="method", choices=("int8", "int4", "w8a8"), default="int4",
+                        help="int8/int4 weight-only, or w8a8 (int8 weights and activations; calibrated on "
+                             "built-in text, loads the whole float model in memory)")
     parser.add_argument("--group-size", type=int, default=None,
                         help="int4 group size: 32, 64, 128 or 256 (default 128; 32 for GGUF sources)")
     parser.add_argument("--keep", action="append", default=[], metavar="PATTERN",
@@ -79,7 +81,20 @@ def main(args: argparse.Namespace) -> int:
     if args.out.resolve() == Path(resolved.path).resolve():
         raise UsageError("--out must differ from the source checkpoint")
     start = time.perf_counter()
-    if args.gptq:
+    if args.method == "w8a8":
+        import torch
+
+        from qwq.engine.quant_w8a8 import w8a8_from_float_model
+        from qwq.model.loading import load_model
+
+        loaded = load_model(args.model, dtype=torch.float32)
+        w8a8_from_float_model(loaded.model, loaded.tokenizer, skip=[p for p in args.keep])
+        for name, param in loaded.model.named_parameters():
+            param.data = param.data.to(dtype)
+        spec = QuantSpec("w8a8", embedding="none")
+        save_quantized_checkpoint(loaded.model, loaded.config, spec, args.out, tokenizer=loaded.tokenizer,
+                                  max_shard_bytes=max_shard)
+    elif args.gptq:
         if spec.method != "int4":
             raise UsageError("--gptq applies to int4")
         import torch
