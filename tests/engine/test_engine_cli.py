@@ -73,7 +73,7 @@ def test_generate_missing_model_and_prompt_file(tmp_path, capsys):
     assert code == 2 and "missing.txt" in err
 
 
-@pytest.mark.parametrize("method", ["int8", "int4"])
+@pytest.mark.parametrize("method", ["int8", "int4", "w8a8"])
 def test_quantize_then_generate_from_the_quantized_checkpoint(checkpoint, tmp_path, capsys, method):
     out_dir = tmp_path / method
     code, out, err = run(capsys, "quantize", "-m", str(checkpoint), "--method", method, "--group-size", "32",
