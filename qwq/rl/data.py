@@ -70,21 +70,27 @@ class Task:
     def split_of(self, example: Example) -> str:
         return "heldout" if stable_fraction(example.uid) < self.heldout_fraction else "train"
 
-    def examples(self, split: str, n: int, seed: int) -> list[Example]:
-        """n distinct problems of `split`, the same list for the same (split, n, seed)."""
+    def examples(self, split: str, n: int, seed: int, unique: bool = True) -> list[Example]:
+        """n problems of `split`, the same list for the same arguments. `unique`: all distinct (an error when the
+        space is smaller); otherwise every distinct problem found, repeated in order until there are n."""
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
         rng = random.Random(f"{self.name}/{split}/{seed}")
         seen: dict[str, Example] = {}
-        attempts = 0
+        misses = 0
         while len(seen) < n:
-            attempts += 1
-            if attempts > 200 * n + 1000:
-                raise DatasetError(f"task {self.name!r}: only {len(seen)} distinct {split} problems found, {n} asked "
-                                   f"(the problem space is too small)")
             example = self.generate(rng)
             if example.key not in seen and self.split_of(example) == split:
                 seen[example.key] = example
+                misses = 0
+                continue
+            misses += 1
+            if misses > 100 * len(seen) + 2000:  # nothing new for a long while: the space is exhausted
+                if unique or not seen:
+                    raise DatasetError(f"task {self.name!r}: only {len(seen)} distinct {split} problems found, {n} "
+                                       f"asked (the problem space is too small)")
+                found = list(seen.values())
+                return [found[i % len(found)] for i in range(n)]
         return list(seen.values())
 
     # ---- prompt and scoring ---------------------------------------------------------------------------------
@@ -240,6 +246,10 @@ def build_task(name: str, options: dict[str, Any] | None = None) -> Task:
     if name == "reasoning_gym" or name.startswith("rg:"):
         from qwq.rl.tasks_gym import ReasoningGymTask
 
-        return ReasoningGymTask(name.split(":", 1)[1] if ":" in name else options.pop("dataset", ""), **options)
+        dataset = name.split(":", 1)[1] if ":" in name else options.pop("dataset", "")
+        try:
+            return ReasoningGymTask(dataset, **options)
+        except TypeError as exc:
+            raise ConfigError(f"task {name!r}: bad options {sorted(options)} ({exc})") from None
     known = sorted(procedural) + sorted(files) + ["rg:<dataset>"]
     raise ConfigError(f"unknown task {name!r}: expected one of {', '.join(known)}")

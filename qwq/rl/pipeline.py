@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ import torch
 
 from qwq.rl.config import GRPOConfig, PipelineConfig, to_dict
 from qwq.rl.data import build_task
-from qwq.rl.evaluate import evaluate_heldout, flat_accuracies
-from qwq.rl.metrics import read_metrics, set_threads
+from qwq.rl.evaluate import evaluate_heldout
+from qwq.rl.metrics import set_threads
 from qwq.rl.modeling import new_model, save_model_dir, tiny_config, train_tiny_tokenizer, weights_hash
 from qwq.rl.rewards import TASK_REWARDS, build_reward_spec
 from qwq.rl.rollout import TaskSlot, loop_breaker_available
@@ -33,7 +32,7 @@ from qwq.utils.atomic import atomic_write_text
 from qwq.utils.errors import QwqError, UsageError
 from qwq.utils.seeding import seed_everything
 
-STAGES = ("tokenizer", "sft", "eval_init", "eval_cold", "stage1", "eval_stage1", "rm", "stage2", "eval_stage2", "final")
+STAGES = ("tokenizer", "eval_init", "sft", "eval_cold", "stage1", "eval_stage1", "rm", "stage2", "eval_stage2")
 
 
 class GateFailed(QwqError):
@@ -74,6 +73,7 @@ class Pipeline:
         self.state = RunState(self.run_dir / "state.json")
         self.tokenizer = self.template = self.model = self.model_config = None
         self.tasks: dict[str, Any] = {}
+        self._pairs: list | None = None  # the teacher's SFT traces (tokenizer corpus and SFT data)
 
     # ---- helpers -------------------------------------------------------------------------------------------------
     def _task(self, name: str, options: dict | None = None):
@@ -97,13 +97,20 @@ class Pipeline:
         return result
 
     # ---- stages --------------------------------------------------------------------------------------------------
+    def _teacher_pairs(self) -> list:
+        from qwq.rl.sft import teacher_pairs
+
+        if self._pairs is None:
+            self._pairs = teacher_pairs(self.config.sft, self.config.run.seed)
+        return self._pairs
+
     def _stage_tokenizer(self, progress) -> dict:
-        from qwq.rl.sft import prompt_text, teacher_pairs
+        from qwq.rl.sft import prompt_text
         from qwq.tokenizer.chat import QWQ_TEMPLATE, ChatTemplate
 
         cfg = self.config
         template = ChatTemplate(QWQ_TEMPLATE)
-        texts = [prompt_text(template, m) + c + "<|im_end|>\n" for m, c, _ in teacher_pairs(cfg.sft, cfg.run.seed)]
+        texts = [prompt_text(template, m) + c + "<|im_end|>\n" for m, c, _ in self._teacher_pairs()]
         for name in list(cfg.stage1.tasks) + list(cfg.stage2.tasks):
             task = self._task(name, cfg.stage1.task_options.get(name) or cfg.stage2.task_options.get(name))
             texts += [ex.question for ex in task.examples("train", 200, cfg.run.seed)]
@@ -139,7 +146,8 @@ class Pipeline:
         from qwq.rl.sft import build_sft_items, describe_items, train_sft
 
         cfg = self.config
-        items = build_sft_items(cfg.sft, self.tokenizer, self.template, cfg.run.seed)
+        items = build_sft_items(cfg.sft, self.tokenizer, self.template, cfg.run.seed,
+                                None if cfg.sft.data else self._teacher_pairs())
         records = train_sft(self.model, self.model_config, items, cfg.sft, cfg.run, self.run_dir / "sft",
                             self.tokenizer.pad_token_id, resume=self.resume, progress=progress)
         save_model_dir(self.model, self.model_config, self.tokenizer, self.run_dir / "sft" / "model")
@@ -223,38 +231,40 @@ class Pipeline:
         activate(RewardModelScorer(rm, self.tokenizer, self.template, self.config.rm.max_length))
 
     # ---- the whole run -------------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, stop_after: str | None = None) -> dict:
+        """Run (or resume) every stage; `stop_after` ends the run after that stage (no gate, no final model)."""
         cfg = self.config
-        if self.run_dir.exists() and any(self.run_dir.iterdir()) and not self.resume and self.state.data["done"]:
+        if stop_after is not None and stop_after not in STAGES:
+            raise UsageError(f"unknown stage {stop_after!r}: expected one of {', '.join(STAGES)}")
+        if self.state.data["done"] and not self.resume:
             raise UsageError(f"{self.run_dir} already holds a run: pass --resume to continue it, or another --out")
+        if self.resume and self.state.data["done"]:
+            self.state.data["resumed"] = True
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.json", json.dumps(to_dict(cfg), indent=2) + "\n")
         set_threads(cfg.run.threads)
         seed_everything(cfg.run.seed)
         torch.manual_seed(cfg.run.seed)
         started = time.perf_counter()
+        stages: list[tuple[str, Callable]] = [
+            ("tokenizer", self._stage_tokenizer), ("eval_init", self._stage_eval), ("sft", self._stage_sft),
+            ("eval_cold", self._stage_eval), ("stage1", lambda p: self._stage_grpo("stage1", cfg.stage1, p)),
+            ("eval_stage1", self._stage_eval), ("rm", self._stage_rm),
+            ("stage2", lambda p: self._stage_grpo("stage2", cfg.stage2, p)), ("eval_stage2", self._stage_eval)]
         progress = self.progress_factory() if self.progress_factory else contextlib.nullcontext()
         with progress as bar:
             bar = bar if self.progress_factory else None
-            self._run_stage("tokenizer", self._stage_tokenizer, bar)
-            self._load_tokenizer()
-            self._build_model()
-            self._run_stage("eval_init", self._stage_eval, bar)
-            if self.state.done("sft"):
-                self._load_weights(self.run_dir / "sft" / "model")
-            self._run_stage("sft", self._stage_sft, bar)
-            self._run_stage("eval_cold", self._stage_eval, bar)
-            if self.state.done("stage1"):
-                self._load_weights(self.run_dir / "stage1" / "model")
-            self._run_stage("stage1", lambda p: self._stage_grpo("stage1", cfg.stage1, p), bar)
-            self._run_stage("eval_stage1", self._stage_eval, bar)
-            self._run_stage("rm", self._stage_rm, bar)
-            if self.state.done("stage2"):
-                self._load_weights(self.run_dir / "stage2" / "model")
-            else:
-                self._activate_rm()
-            self._run_stage("stage2", lambda p: self._stage_grpo("stage2", cfg.stage2, p), bar)
-            self._run_stage("eval_stage2", self._stage_eval, bar)
+            for name, fn in stages:
+                if name in ("sft", "stage1", "stage2") and self.state.done(name):
+                    self._load_weights(self.run_dir / name / "model")  # the stage's result, exactly
+                if name == "stage2" and not self.state.done(name):
+                    self._activate_rm()
+                self._run_stage(name, fn, bar)
+                if name == "tokenizer":
+                    self._load_tokenizer()
+                    self._build_model()
+                if name == stop_after:
+                    return {"stopped_after": name, "state": self.state.data}
         from qwq.rl.report import build_summary, write_report
 
         summary = build_summary(cfg, self.state.data, time.perf_counter() - started)
@@ -263,11 +273,3 @@ class Pipeline:
         summary["weights_sha256"] = weights_hash(self.model)
         write_report(self.run_dir, cfg, summary, self.state.data)
         return summary
-
-
-def stage_metrics(run_dir: Path, stage: str) -> list[dict]:
-    return read_metrics(Path(run_dir) / stage / "metrics.jsonl")
-
-
-def replace_config(config: PipelineConfig, **sections: Any) -> PipelineConfig:
-    return dataclasses.replace(config, **sections)

@@ -23,6 +23,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set stage1.steps=20 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--stop-after", metavar="STAGE",
+                        help="end after this stage (tokenizer, eval_init, sft, eval_cold, stage1, eval_stage1, rm, "
+                             "stage2); --resume continues later")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
 
@@ -44,7 +47,10 @@ def main(args: argparse.Namespace) -> int:
         from qwq.utils.progress import make_progress
 
         progress_factory = lambda: make_progress(disable=None)  # noqa: E731 - a factory, called once
-    summary = Pipeline(config, run_dir, resume=args.resume, progress_factory=progress_factory).run()
+    summary = Pipeline(config, run_dir, resume=args.resume, progress_factory=progress_factory).run(args.stop_after)
+    if "stopped_after" in summary:
+        print(f"stopped after {summary['stopped_after']}; continue with --resume --out {run_dir}")
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

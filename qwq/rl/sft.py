@@ -41,7 +41,7 @@ def teacher_pairs(cfg: SFTConfig, seed: int) -> list[tuple[list[dict], str, Exam
     for name, count in cfg.tasks.items():
         task = build_task(name, cfg.task_options.get(name))
         rng = random.Random(f"{seed}/sft-teacher/{name}")
-        for example in task.examples("train", int(count), seed):
+        for example in task.examples("train", int(count), seed, unique=False):  # repeats get fresh traces
             pairs.append((task.messages(example), task.teacher(example, rng, cfg.slip_rate), example))
     random.Random(f"{seed}/sft-mix").shuffle(pairs)
     return pairs
@@ -90,11 +90,13 @@ def read_sft_jsonl(path: str | Path) -> list[tuple[list[dict], str]]:
     return rows
 
 
-def build_sft_items(cfg: SFTConfig, tokenizer, template, seed: int) -> list[SFTItem]:
+def build_sft_items(cfg: SFTConfig, tokenizer, template, seed: int, pairs=None) -> list[SFTItem]:
+    """Tokenized SFT examples: from `sft.data` (JSONL), else from the teacher (`pairs` if already drawn)."""
     if cfg.data:
         conversations = read_sft_jsonl(cfg.data)
     else:
-        conversations = [(messages, completion) for messages, completion, _ in teacher_pairs(cfg, seed)]
+        pairs = pairs if pairs is not None else teacher_pairs(cfg, seed)
+        conversations = [(messages, completion) for messages, completion, _ in pairs]
     items = [encode_pair(tokenizer, template, m, c, cfg.max_length) for m, c in conversations]
     kept = [item for item in items if item is not None]
     if not kept:
@@ -110,17 +112,26 @@ def lr_at(step: int, total: int, base: float, warmup: int, min_ratio: float) -> 
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def batch_indices(cursor: int, batch_size: int, size: int, seed: int) -> list[int]:
-    """The `batch_size` data indices starting at stream position `cursor` (one seeded permutation per epoch)."""
-    out, position = [], cursor
-    while len(out) < batch_size:
-        epoch, offset = divmod(position, size)
-        order = list(range(size))
-        random.Random(f"{seed}/sft-epoch/{epoch}").shuffle(order)
-        take = min(batch_size - len(out), size - offset)
-        out.extend(order[offset:offset + take])
-        position += take
-    return out
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, bucket: int = 16) -> list[list[int]]:
+    """The batches of one epoch: a seeded permutation, cut into windows of `bucket` batches whose examples are
+    sorted by length (so a batch pads little), then the batches shuffled. Every example appears once."""
+    rng = random.Random(f"{seed}/sft-epoch/{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * bucket
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def batch_at(index: int, lengths: Sequence[int], batch_size: int, seed: int) -> tuple[list[int], float]:
+    """Batch number `index` of the stream (epochs one after another) and the epoch position it ends at."""
+    per_epoch = math.ceil(len(lengths) / batch_size)
+    epoch, offset = divmod(index, per_epoch)
+    return epoch_batches(lengths, batch_size, seed, epoch)[offset], epoch + (offset + 1) / per_epoch
 
 
 def trainable_parameters(model) -> list[torch.nn.Parameter]:
@@ -145,6 +156,7 @@ def train_sft(model, model_config, items: Sequence[SFTItem], cfg: SFTConfig, run
     params = trainable_parameters(model)
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     total = max(1, math.ceil(cfg.epochs * len(items) / cfg.batch_size))
+    lengths = [len(item.ids) for item in items]
     log = MetricsLog(stage_dir / ("metrics.jsonl" if dp.rank == 0 else f"metrics.rank{dp.rank}.jsonl"))
     state = TrainerState(0, 0, [], {})
     if resume and (found := latest_checkpoint(stage_dir)) is not None:
@@ -157,8 +169,8 @@ def train_sft(model, model_config, items: Sequence[SFTItem], cfg: SFTConfig, run
         lr = lr_at(state.step, total, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = [items[i] for i in batch_indices(state.cursor, cfg.batch_size, len(items), run.seed)]
-        batch = dp.shard(batch)
+        indices, epoch = batch_at(state.cursor, lengths, cfg.batch_size, run.seed)
+        batch = dp.shard([items[i] for i in indices])
         ids, mask = pad_batch([b.ids for b in batch], [b.mask for b in batch], pad_id)
         logits = model(ids[:, :-1])
         loss_sum, count = masked_cross_entropy(logits, ids[:, 1:], mask[:, 1:])
@@ -171,9 +183,9 @@ def train_sft(model, model_config, items: Sequence[SFTItem], cfg: SFTConfig, run
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else torch.tensor(0.0)
         optimizer.step()
         state.step += 1
-        state.cursor += cfg.batch_size
+        state.cursor += 1  # batches consumed
         record = {"step": state.step, "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),
-                  "tokens": int(count), "epoch": state.cursor / len(items),
+                  "tokens": int(count), "epoch": round(epoch, 4),
                   "seconds": time.perf_counter() - started}
         log.write(record)
         state.metrics = log.records

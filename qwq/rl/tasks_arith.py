@@ -1,7 +1,9 @@
 """Procedural math: multi-step arithmetic with operator precedence and parentheses, and linear equations.
 
-Numbers stay small (operands 2..9, unknowns up to 20) so a few-million-parameter model can execute every step
-after a minute of SFT; the difficulty is in choosing the right procedure. Each family has one characteristic
+Numbers stay small (factors 2..5, terms 1..9, every intermediate result below 50) so a few-million-parameter
+model can execute every step after two minutes of SFT; the difficulty is in choosing the right procedure. Prompts
+are bare ("Compute 7 + 3 * 4.") rather than carrying the benchmark suffix "Please reason step by step...": at
+this scale every prompt token costs SFT time, and the boxed answer format is taught by the traces. Each family has one characteristic
 slip the synthetic teacher makes at its slip rate (left-to-right instead of precedence, dropping parentheses,
 moving a term without changing its sign, undoing a product with a subtraction) -- common mistakes of people and
 of small models, and each one changes the final answer, so only the reward can tell the procedures apart.
@@ -12,11 +14,11 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from qwq.rl.data import MATH_INSTRUCTION, Example, Task, columns, think_completion
+from qwq.rl.data import Example, Task, columns, think_completion
 
 
 def _answer(value: int) -> str:
-    return f"The answer is \\boxed{{{value}}}."
+    return f"\\boxed{{{value}}}"
 
 
 # Each arithmetic family: (template, correct steps, slipped steps or None). Steps are (left, op, right) in order;
@@ -61,17 +63,37 @@ def _family_steps(family: str, v: dict[str, int]) -> tuple[str, list, list | Non
     raise ValueError(f"unknown arithmetic family {family!r}")
 
 
-def _valid(family: str, v: dict[str, int]) -> bool:
-    a, b, c, d = v["a"], v["b"], v["c"], v["d"]
-    if family == "a*b-c":
-        return a * b >= c
+def _draw_values(family: str, rng: random.Random, term: int, factor: int) -> dict[str, int]:
+    """Operands for a family: factors 2..`factor`, terms 1..`term`, inner sums of a product 1..4 each, and no
+    negative intermediate results."""
+    def t() -> int:
+        return rng.randint(1, term)
+
+    def f() -> int:
+        return rng.randint(2, factor)
+
+    def small() -> int:
+        return rng.randint(1, 3)
+
+    if family == "a+b*c":
+        return {"a": t(), "b": f(), "c": f(), "d": 0}
+    if family in ("a*b+c", "a*b-c"):
+        a, b = f(), f()
+        return {"a": a, "b": b, "c": rng.randint(1, min(term, a * b)), "d": 0}
     if family == "a-b+c":
-        return a >= b
+        b, c = t(), t()
+        return {"a": rng.randint(b, b + term), "b": b, "c": c, "d": 0}
+    if family == "a*(b+c)":
+        return {"a": f(), "b": small(), "c": small(), "d": 0}
+    if family == "(a+b)*c":
+        return {"a": small(), "b": small(), "c": f(), "d": 0}
     if family == "a-(b+c)":
-        return a >= b + c
+        b, c = small(), small()
+        return {"a": rng.randint(b + c, b + c + term), "b": b, "c": c, "d": 0}
     if family == "a+b*c-d":
-        return a + b * c >= d
-    return True
+        a, b, c = t(), f(), f()
+        return {"a": a, "b": b, "c": c, "d": rng.randint(1, min(term, a + b * c))}
+    raise ValueError(f"unknown arithmetic family {family!r}")
 
 
 class MathTaskBase(Task):
@@ -89,26 +111,20 @@ class ArithmeticTask(MathTaskBase):
 
     name = "arith"
 
-    def __init__(self, families: Sequence[str] = ARITH_FAMILIES, low: int = 2, high: int = 9,
+    def __init__(self, families: Sequence[str] = ARITH_FAMILIES, term: int = 6, factor: int = 4,
                  heldout_fraction: float = 0.2) -> None:
         unknown = [f for f in families if f not in ARITH_FAMILIES]
         if unknown or not families:
             raise ValueError(f"unknown families {unknown}: expected some of {', '.join(ARITH_FAMILIES)}")
-        self.families, self.low, self.high = tuple(families), low, high
+        self.families, self.term, self.factor = tuple(families), term, factor
         self.heldout_fraction = heldout_fraction
 
     def generate(self, rng: random.Random) -> Example:
-        while True:
-            family = rng.choice(self.families)
-            values = {name: rng.randint(self.low, self.high) for name in "abcd"}
-            if family == "a-(b+c)" or family == "a-b+c":
-                values["a"] = rng.randint(self.low * 3, self.high * 3)
-            if _valid(family, values):
-                break
+        family = rng.choice(self.families)
+        values = _draw_values(family, rng, self.term, self.factor)
         expression, steps, _ = _family_steps(family, values)
         _, result = _run(steps)
-        question = f"Compute {expression}.\n{MATH_INSTRUCTION}"
-        return Example(self.name, expression, question, {"answer": str(result)},
+        return Example(self.name, expression, f"Compute {expression}.", {"answer": str(result)},
                        {"family": family, "values": values})
 
     def teacher(self, example: Example, rng: random.Random, slip_rate: float) -> str:
@@ -135,9 +151,9 @@ class LinearEquationTask(MathTaskBase):
 
     def generate(self, rng: random.Random) -> Example:
         family = rng.choice(self.families)
-        a = rng.randint(2, 9)
-        x = rng.randint(1, 9) if "*" in family else rng.randint(1, 20)
-        b = rng.randint(1, 9)
+        a = rng.randint(2, 4) if "*" in family else rng.randint(1, 6)
+        x = rng.randint(1, 9)
+        b = rng.randint(1, 6)
         if family == "x+a=b":
             equation = f"x + {a} = {x + a}"
         elif family == "x-a=b":
@@ -147,7 +163,7 @@ class LinearEquationTask(MathTaskBase):
             equation = f"{a} * x = {a * x}"
         else:
             equation = f"{a} * x + {b} = {a * x + b}"
-        question = f"Solve for x: {equation}.\n{MATH_INSTRUCTION}"
+        question = f"Solve for x: {equation}."
         return Example(self.name, equation, question, {"answer": str(x)},
                        {"family": family, "a": a, "b": b, "x": x})
 

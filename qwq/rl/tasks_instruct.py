@@ -20,8 +20,12 @@ CATEGORIES = {
     "tools": ("hammer", "saw", "drill", "wrench", "pliers", "shovel", "rake", "chisel"),
     "sports": ("tennis", "soccer", "golf", "rugby", "hockey", "boxing", "rowing", "skiing"),
     "metals": ("iron", "gold", "silver", "copper", "zinc", "tin", "lead", "nickel"),
+    "birds": ("robin", "crow", "owl", "swan", "duck", "hawk", "parrot", "finch"),
+    "flowers": ("rose", "tulip", "daisy", "lily", "orchid", "violet", "poppy", "iris"),
+    "vegetables": ("carrot", "potato", "onion", "pepper", "cabbage", "celery", "pea", "bean"),
+    "drinks": ("tea", "coffee", "juice", "milk", "water", "soda", "cocoa", "lemonade"),
 }
-COUNT_WORDS = {2: "two", 3: "three", 4: "four"}
+COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 END_PHRASES = ("Is there anything else I can help with?", "Any other questions?", "Hope this helps.")
 
 # instruction id -> (prompt text, short thought when the teacher follows it)

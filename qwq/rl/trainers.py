@@ -90,6 +90,9 @@ def run_training(kind: str, config: TrainConfig, run_dir: Path, resume: bool = F
     seed_everything(config.run.seed)
     torch.manual_seed(config.run.seed)
     run_dir = Path(run_dir)
+    slots = _grpo_slots(config) if kind == "grpo" else None  # datasets are checked before any model is loaded
+    if kind == "grpo" and config.model.init:
+        _preflight_grpo(config)
     bundle = load_bundle(config, kind, run_dir)
     bar = None
     if progress and config.run.progress:
@@ -100,8 +103,46 @@ def run_training(kind: str, config: TrainConfig, run_dir: Path, resume: bool = F
         if kind == "sft":
             return _train_sft(bundle, config, run_dir, resume, bar)
         if kind == "grpo":
-            return _train_grpo(bundle, config, run_dir, resume, bar)
+            return _train_grpo(bundle, config, run_dir, resume, bar, slots)
         return _train_rm(bundle, config, run_dir, bar)
+
+
+def _grpo_slots(config: TrainConfig) -> list:
+    from qwq.rl.data import build_task
+    from qwq.rl.rewards import TASK_REWARDS, build_reward_spec
+    from qwq.rl.rollout import TaskSlot
+
+    slots = []
+    for name, weight in config.grpo.tasks.items():
+        task = build_task(name, config.grpo.task_options.get(name))
+        spec = config.grpo.rewards.get(name)
+        reward = build_reward_spec(spec, TASK_REWARDS.get(task.kind)) if spec else None
+        slots.append(TaskSlot(task, float(weight), reward, None if task.procedural else task.pool("train")))
+    return slots
+
+
+def lora_parameter_count(model_config, lora) -> int:
+    """Adapter parameters for `lora.targets` (rank x (in + out) per wrapped Linear), from the config alone."""
+    h, d = model_config.hidden_size, model_config.dim_per_head
+    q, kv, i = model_config.num_attention_heads * d, model_config.num_key_value_heads * d, model_config.intermediate_size
+    shapes = {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h), "gate_proj": (h, i),
+              "up_proj": (h, i), "down_proj": (i, h)}
+    per_layer = sum(lora.rank * (a + b) for name, (a, b) in shapes.items() if name in lora.targets)
+    return per_layer * model_config.num_hidden_layers
+
+
+def _preflight_grpo(config: TrainConfig) -> None:
+    """Memory estimate from the model's config alone (no weights loaded yet)."""
+    from qwq.model.loading import resolve_config
+    from qwq.rl.preflight import check_memory, estimate_memory
+
+    grpo = config.grpo
+    model_config = resolve_config(config.model.init)
+    trainable = lora_parameter_count(model_config, grpo.lora) if grpo.lora.enabled else model_config.num_parameters()
+    estimate = estimate_memory(model_config, config.model.dtype, trainable, grpo.micro_batch,
+                               grpo.max_new_tokens + 512, grpo.prompts_per_step * grpo.group_size,
+                               bool(grpo.kl_coef) and not grpo.lora.enabled)
+    check_memory(estimate, config.run.max_memory_gb, "grpo")
 
 
 class _Null:
@@ -132,30 +173,15 @@ def _train_sft(bundle: ModelBundle, config: TrainConfig, run_dir: Path, resume: 
             "heldout_after": after, "final": str(final)}
 
 
-def _train_grpo(bundle: ModelBundle, config: TrainConfig, run_dir: Path, resume: bool, bar) -> dict:
-    from qwq.rl.data import build_task
+def _train_grpo(bundle: ModelBundle, config: TrainConfig, run_dir: Path, resume: bool, bar, slots) -> dict:
     from qwq.rl.grpo import GRPOTrainer
     from qwq.rl.modeling import make_engine
-    from qwq.rl.preflight import check_memory, estimate_memory
-    from qwq.rl.rewards import TASK_REWARDS, build_reward_spec
-    from qwq.rl.rollout import TaskSlot, loop_breaker_available
+    from qwq.rl.rollout import loop_breaker_available
 
     grpo = config.grpo
     lora = grpo.lora
     batch = grpo.prompts_per_step * grpo.group_size
-    trainable = sum(p.numel() for p in bundle.model.parameters())
     used_lora = _maybe_lora(bundle, lora, config.run.seed)
-    if used_lora:
-        trainable = sum(p.numel() for p in bundle.model.parameters() if p.requires_grad)
-    estimate = estimate_memory(bundle.config, config.model.dtype, trainable, grpo.micro_batch,
-                               grpo.max_new_tokens + 512, batch, bool(grpo.kl_coef) and not used_lora)
-    check_memory(estimate, config.run.max_memory_gb, "grpo")
-    slots = []
-    for name, weight in grpo.tasks.items():
-        task = build_task(name, grpo.task_options.get(name))
-        spec = grpo.rewards.get(name)
-        reward = build_reward_spec(spec, TASK_REWARDS.get(task.kind)) if spec else None
-        slots.append(TaskSlot(task, float(weight), reward, None if task.procedural else task.pool("train")))
     before = _evaluate(bundle, config, list(grpo.tasks), batch)
     engine_factory = lambda m: make_engine(m, bundle.tokenizer, bundle.config, bundle.template, batch,  # noqa: E731
                                            grpo.max_new_tokens + 1024)

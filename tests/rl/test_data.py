@@ -97,3 +97,16 @@ def test_bad_task_inputs_are_clear(tmp_path):
         gsm8k_task(bad).examples("heldout", 1, 0)
     with pytest.raises(DatasetError, match="too small"):
         build_task("linear", {"families": ["a*x=b"]}).examples("train", 5000, 0)
+
+
+def test_reasoning_gym_binarised():
+    pytest.importorskip("reasoning_gym", reason="reasoning-gym not installed (optional extra)")
+    task = build_task("rg:basic_arithmetic", {"size": 60, "config": {"min_terms": 2, "max_terms": 2}})
+    train, heldout = task.pool("train"), task.pool("heldout")
+    assert train and heldout and not {e.key for e in train} & {e.key for e in heldout}
+    ex = heldout[0]
+    gold = ex.fields["answer"]
+    assert task.reward([f"ok</think>\n\n\\boxed{{{gold}}}", "ok</think>\n\n\\boxed{123456789}", "no close"],
+                       [ex, ex, ex]) == [1.0, 0.0, 0.0]
+    with pytest.raises(DatasetError):
+        build_task("rg:no_such_family")

@@ -1,0 +1,99 @@
+"""`qwq pipeline` for several seeds: held-out accuracy before/after each stage, the gate, wall time per seed.
+
+    python benchmarks/bench_pipeline_seeds.py                  # seeds 0-4, tiny preset, 2 threads
+    python benchmarks/bench_pipeline_seeds.py --seeds 0,1 --threads 2 --out runs/seeds --set stage1.steps=30
+
+Each seed runs in its own process (`python -m qwq pipeline --seed S`), one after the other (the targets are for
+a whole 2-core machine). Prints a markdown table for the README and the mean / min over seeds; `--repeat` runs
+seed 0 a second time and checks that the final weights hash is identical (determinism).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_seed(seed: int, out: Path, threads: int, overrides: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "qwq", "pipeline", "--seed", str(seed), "--threads", str(threads), "--out", str(out),
+           "--no-progress"]
+    for item in overrides:
+        cmd += ["--set", item]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    summary_file = out / "summary.json"
+    if not summary_file.is_file():
+        raise SystemExit(f"seed {seed}: no summary ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    summary = json.loads(summary_file.read_text())
+    summary["process_wall_seconds"] = wall
+    return summary
+
+
+def row(seed: int, summary: dict) -> dict:
+    stages = {s["name"]: s for s in summary["stages"]}
+    s1, s2 = stages["stage1"], stages["stage2"]
+    return {
+        "seed": seed,
+        "math": (s1["heldout_before"].get("math", 0), s1["heldout_after"].get("math", 0)),
+        "code": (s1["heldout_before"].get("code", 0), s1["heldout_after"].get("code", 0)),
+        "instruct": (s2["heldout_before"].get("instruct", 0), s2["heldout_after"].get("instruct", 0)),
+        "drops": summary["gate"]["drops"],
+        "gate": summary["gate"]["passed"],
+        "seconds": summary["process_wall_seconds"],
+        "hash": summary.get("weights_sha256", "")[:12],
+    }
+
+
+def pct(pair: tuple[float, float]) -> str:
+    before, after = pair
+    return f"{100 * before:.1f} -> {100 * after:.1f} ({100 * (after - before):+.1f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="runs/seeds")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--repeat", action="store_true", help="run seed 0 twice and compare the weights hash")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    out = Path(args.out)
+    rows = []
+    for seed in seeds:
+        summary = run_seed(seed, out / f"seed-{seed}", args.threads, args.overrides)
+        rows.append(row(seed, summary))
+        r = rows[-1]
+        print(f"seed {seed}: math {pct(r['math'])}, code {pct(r['code'])}, instruct {pct(r['instruct'])}, "
+              f"gate {'pass' if r['gate'] else 'FAIL'} {r['drops']}, {r['seconds']:.0f} s", flush=True)
+    print()
+    print("| seed | math (stage 1) | code (stage 1) | instruct (stage 2) | stage-1 drop in stage 2 | gate | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        drops = ", ".join(f"{k} {100 * v:+.1f}" for k, v in r["drops"].items())
+        print(f"| {r['seed']} | {pct(r['math'])} | {pct(r['code'])} | {pct(r['instruct'])} | {drops} | "
+              f"{'pass' if r['gate'] else 'FAIL'} | {r['seconds']:.0f} |")
+    gains = {k: [r[k][1] - r[k][0] for r in rows] for k in ("math", "code", "instruct")}
+    print()
+    for key, values in gains.items():
+        print(f"{key}: mean gain {100 * statistics.fmean(values):+.1f} points, min {100 * min(values):+.1f}")
+    print(f"gate passed {sum(r['gate'] for r in rows)}/{len(rows)}; seconds mean "
+          f"{statistics.fmean(r['seconds'] for r in rows):.0f}, max {max(r['seconds'] for r in rows):.0f}")
+    if args.repeat and seeds:
+        again = row(seeds[0], run_seed(seeds[0], out / f"seed-{seeds[0]}-repeat", args.threads, args.overrides))
+        same = again["hash"] == rows[0]["hash"]
+        print(f"determinism: seed {seeds[0]} twice -> {'identical' if same else 'DIFFERENT'} weights "
+              f"({rows[0]['hash']} / {again['hash']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
