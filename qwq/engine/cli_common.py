@@ -18,6 +18,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--group-size", type=int, default=None,
                        help="int4 group size (default: 32 for GGUF, whose Q4_K blocks repack exactly; else 128)")
     group.add_argument("--dtype", default="auto", help="activation/KV dtype: auto (fp32 on CPU), float32, bfloat16")
+    group.add_argument("--kv-dtype", default=None, help="KV cache dtype (default: the activation dtype); bfloat16 "
+                                                         "halves the cache of long reasoning traces")
     group.add_argument("--device", default="cpu", help="cpu or cuda")
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     group.add_argument("--max-batch-size", type=int, default=16)
@@ -65,7 +67,8 @@ def load_engine(args: argparse.Namespace, **options):
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
-    settings = dict(max_batch_size=args.max_batch_size, max_model_len=args.max_model_len, compile=args.compile)
+    settings = dict(max_batch_size=args.max_batch_size, max_model_len=args.max_model_len, compile=args.compile,
+                    kv_dtype=args.kv_dtype)
     settings.update(options)
     return Engine.load(args.model, quant=args.quant, group_size=args.group_size, dtype=args.dtype,
                        device=args.device, **settings)

@@ -44,6 +44,7 @@ class EngineOptions:
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
     compile: bool | str = False  # torch.compile the decode step (True: inductor, or a backend name)
     fuse_projections: bool = True  # quantized models: q/k/v and gate/up as one matmul each (see engine.fusion)
+    kv_dtype: Any = None  # KV cache storage dtype (default: the model's); bfloat16 halves it for long contexts
 
     def check(self) -> None:
         def positive(name: str, value: Any, limit: int) -> None:
@@ -96,10 +97,15 @@ class Engine:
             self.fused_groups = fuse_projections(model)
         self.tokenizer, self.chat_template, self.options = tokenizer, chat_template, options
         self.dtype = _model_dtype(model)
+        if options.kv_dtype is None:
+            self.kv_dtype = self.dtype
+        else:
+            from qwq.engine.loading import parse_dtype
+
+            self.kv_dtype = parse_dtype(options.kv_dtype)
         self.device = next(iter(model.parameters())).device
         self.max_model_len = min(options.max_model_len or self.config.max_position_embeddings,
-                                 self.config.max_position_embeddings) if options.max_model_len else \
-            self.config.max_position_embeddings
+                                 self.config.max_position_embeddings)
         self.vocab_limit = min(self.config.vocab_size, getattr(tokenizer, "vocab_size", None) or self.config.vocab_size)
         eos = tuple(getattr(tokenizer, "eos_token_ids", ()) or ()) or self.config.eos_token_ids
         self.eos_token_ids = eos
@@ -115,6 +121,7 @@ class Engine:
                                    options.max_batch_size, self.max_model_len, think)
         self._ids = itertools.count()
         self.source: Any = None  # what Engine.load resolved (for reports)
+        self.last_result: GenerationResult | None = None  # of the last stream() that ran to its end
         self.load_report: dict = {}
 
     def _make_cache(self) -> PagedKVCache:
@@ -123,9 +130,9 @@ class Engine:
         tokens = o.kv_cache_tokens or o.max_batch_size * per_row
         if o.cache == "static":
             max_len = min(self.max_model_len, max(1, tokens // o.max_batch_size))
-            return StaticKVCache(self.config, o.max_batch_size, max_len, self.dtype, self.device)
+            return StaticKVCache(self.config, o.max_batch_size, max_len, self.kv_dtype, self.device)
         blocks = max(1, -(-tokens // o.block_size))
-        return PagedKVCache(self.config, blocks, o.block_size, self.dtype, self.device, o.prefix_caching)
+        return PagedKVCache(self.config, blocks, o.block_size, self.kv_dtype, self.device, o.prefix_caching)
 
     # ---- construction from a model spec -------------------------------------------------------------------------
     @classmethod
@@ -196,7 +203,8 @@ class Engine:
 
     def stream(self, prompt_ids: Sequence[int], params: SamplingParams | None = None, request_id: str | None = None,
                controllers: Sequence[ControllerFactory] = ()) -> Iterator[TokenEvent]:
-        """Token events of one request as they are generated. Closing the iterator early aborts the request."""
+        """Token events of one request as they are generated. Closing the iterator early aborts the request.
+        When the iterator is exhausted, `engine.last_result` holds the request's GenerationResult (timings)."""
         request = self._request(prompt_ids, params or SamplingParams(), request_id, controllers)
         self.scheduler.add(request)
         try:

@@ -224,3 +224,13 @@ def test_penalties_in_the_engine_match_a_reference_loop(tiny_model):
             generated.append(token)
     assert got == generated
     assert got != reference_greedy(tiny_model, prompt, 12)  # the penalties changed something
+
+
+def test_bf16_kv_cache_for_an_fp32_model_stays_close(tiny_model):
+    engine = Engine(tiny_model, max_batch_size=2, kv_cache_tokens=256, kv_dtype="bfloat16")
+    assert engine.cache.keys[0].dtype == torch.bfloat16 and engine.dtype == torch.float32
+    result = engine.generate([PROMPTS[0]], greedy(10, logprobs=True))[0].samples[0]
+    exact = Engine(tiny_model, max_batch_size=2, kv_cache_tokens=256).generate(
+        [PROMPTS[0]], greedy(10, logprobs=True))[0].samples[0]
+    assert result.token_ids[:3] == exact.token_ids[:3]
+    assert abs(result.logprobs[0] - exact.logprobs[0]) < 0.05
