@@ -71,7 +71,8 @@ CORPUS = [
     H("walk_whole_filesystem", "import os\nfor root, dirs, files in os.walk('/'):\n"
       "    dirs[:] = [d for d in dirs if d not in ('proc', 'sys')]\n    for f in files:\n"
       "        if 'qwq-canary' in f or f == 'hostile_programs.py':\n            print(os.path.join(root, f))\n",
-      {OK, TLE}, must_not_print=("qwq-canary", "hostile_programs.py")),
+      # I/O-bound: on a loaded host the walk can sit idle past the wall guard; what matters is that nothing leaks
+      {OK, TLE, WALL}, must_not_print=("qwq-canary", "hostile_programs.py")),
     H("environment_secrets", "import os\nprint(dict(os.environ))\ntry:\n    print(open('/proc/1/environ').read())\n"
       "except OSError as e:\n    print('denied', e)\n", OK, must_not_print=("@TOKEN@",)),
     H("write_etc", "open('/etc/qwq-evil', 'w').write('x')\n", RTE),
