@@ -57,6 +57,17 @@ def _conversion_dir(path: Path, spec: QuantSpec, dtype: torch.dtype) -> Path:
     return cache_dir() / "converted" / f"{path.stem}-{spec.method}-g{spec.group_size}-{key}"
 
 
+def _prune_stale_conversions(current: Path) -> None:
+    """Remove older conversions of the same file with the same method (another key: the file, the spec or the
+    format changed since), so the cache holds one per (file, method, group size)."""
+    import shutil
+
+    prefix = current.name.rsplit("-", 1)[0] + "-"
+    for sibling in current.parent.glob(prefix + "*"):
+        if sibling != current and sibling.is_dir() and len(sibling.name) == len(current.name):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
 def load_gguf_for_engine(path: Path, spec: QuantSpec, dtype: torch.dtype, use_cache: bool = True,
                          tokenizer=None) -> tuple[ModelConfig, torch.nn.Module, dict]:
     from qwq.engine.quant_gguf import load_gguf_quantized
@@ -84,6 +95,7 @@ def load_gguf_for_engine(path: Path, spec: QuantSpec, dtype: torch.dtype, use_ca
         try:
             save_quantized_checkpoint(model, config, spec, target)
             report["conversion"] = f"converted and cached: {target}"
+            _prune_stale_conversions(target)
         except OSError as exc:  # a full or read-only cache only costs the next load its speed
             report["conversion"] = f"converted (not cached: {exc})"
     return config, model, report

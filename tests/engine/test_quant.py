@@ -210,3 +210,16 @@ def test_float_models_are_not_fused():
     model = make_model(tiny_config())
     assert fuse_projections(model) == 0
     assert isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear)
+
+
+def test_gguf_conversion_cache_keeps_one_version_per_method(tmp_path):
+    from qwq.engine.loading import _prune_stale_conversions
+
+    root = tmp_path / "converted"
+    old = root / "model-int4-g32-aaaaaaaaaaaaaaaaaaaa"
+    other_method = root / "model-int8-g128-bbbbbbbbbbbbbbbbbbbb"
+    current = root / "model-int4-g32-cccccccccccccccccccc"
+    for directory in (old, other_method, current):
+        directory.mkdir(parents=True)
+    _prune_stale_conversions(current)
+    assert not old.exists() and other_method.exists() and current.exists()
