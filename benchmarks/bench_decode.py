@@ -93,6 +93,19 @@ def run_qwq(quant: str, args) -> dict:
     return report
 
 
+def run_llama_bench(binary: str, path: str, args) -> dict | None:
+    """llama.cpp's own `llama-bench` (text generation only, no prompt): the peer when llama-cpp-python is absent."""
+    proc = subprocess.run([binary, "-m", path, "-t", str(args.threads), "-p", "0", "-n", str(args.tokens), "-r",
+                           str(args.repeat), "-o", "json"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"llama-bench: failed ({proc.stderr.strip()[-300:]})")
+        return None
+    runs = [r for r in json.loads(proc.stdout) if r.get("n_gen")]
+    rate = max(r["avg_ts"] for r in runs)
+    return {"run": "llama.cpp (llama-bench)", "load_s": float("nan"), "load_to_first_token_s": float("nan"),
+            "single_stream_tokens_per_s": rate, "peak_rss_gb": float("nan")}
+
+
 def run_peer(kind: str, path: str, args) -> dict | None:
     if kind == "llama.cpp":
         import importlib.util
@@ -116,6 +129,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3, help="decode runs per engine; the best one counts")
     parser.add_argument("--skip", default="", help="comma list of runs to skip: int8, w8a8, transformers, llama.cpp")
+    parser.add_argument("--llama-bench", default=None, metavar="PATH",
+                        help="a llama.cpp `llama-bench` binary to use as the llama.cpp peer instead of llama-cpp-python")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from qwq.model.hub import ensure_real_model
@@ -128,7 +143,8 @@ def main() -> None:
             rows.append(run_qwq(quant, args))
     for peer in ("llama.cpp", "transformers"):
         if peer not in skip:
-            row = run_peer(peer, path, args)
+            row = run_llama_bench(args.llama_bench, path, args) if peer == "llama.cpp" and args.llama_bench \
+                else run_peer(peer, path, args)
             if row:
                 rows.append(row)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}  threads={args.threads}  tokens={args.tokens}  prompt={PROMPT!r}")
