@@ -13,6 +13,9 @@ import sys
 
 from qwq.utils.errors import UsageError
 
+# every shipped split (qwq.safety.redteam.SPLITS; repeated here so building the parser imports nothing heavy)
+SPLITS_DEFAULT = ("dev", "heldout", "fresh", "fresh2", "fresh3")
+
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
@@ -22,7 +25,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guard", default="rules+learned",
                         help="guard for the guard-on arm: parts rules, learned, model joined by '+' (default rules+learned)")
     parser.add_argument("--set", dest="path", default=None, help="a red-team JSONL file (default: the shipped set)")
-    parser.add_argument("--splits", default="dev,heldout,fresh,fresh2", help="comma-separated splits to run")
+    parser.add_argument("--splits", default=",".join(SPLITS_DEFAULT), help="comma-separated splits to run")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--temperature", type=float, default=0.6)
@@ -77,7 +80,8 @@ def main(args) -> int:
 
         notes = (f"Model: {model_name}. Prompts: {len(items)} from splits {', '.join(splits)}. Judge: the rule "
                  "layer's output check plus a refusal detector. Splits: dev = tuned on; heldout and fresh = scored "
-                 "once, then used for tuning; fresh2 = written after the last freeze, never tuned on.")
+                 "once, then used for tuning; fresh3 = written before the last guard change, never tuned on (see "
+                 "qwq/safety/data/README.md).")
         path = write_report(arms, args.out, notes=notes,
                             outcomes_jsonl={a: outcomes_to_jsonl(o) for a, o in outcomes.items()})
         print(f"report: {path}", file=sys.stderr)

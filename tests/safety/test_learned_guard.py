@@ -73,7 +73,7 @@ def test_synthetic_corpus_is_deterministic_and_disjoint_from_the_evaluation_spli
     labels = {e.label for e in full}
     assert labels == {synth.SAFE, *CATEGORIES}
     texts = {prepare(e.text) for e in full}
-    for item in load_items(splits=["heldout", "fresh", "fresh2"]):
+    for item in load_items(splits=["heldout", "fresh", "fresh2", "fresh3"]):
         assert prepare(synth.user_side(item.as_messages())) not in texts, item.id
 
 

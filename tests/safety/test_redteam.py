@@ -1,3 +1,4 @@
+import hashlib
 import json
 from collections import Counter
 
@@ -24,6 +25,24 @@ def test_shipped_set_is_well_formed():
         assert roles[-1] == "user" and all(r in ("user", "assistant") for r in roles)
     cot = [i for i in items if i.style == "cot_hijack" and i.label == "harmful"]
     assert all(len(i.messages[-1]["content"]) > 200 for i in cot)
+
+
+FRESH3_SHA256 = "ebbcddb4016b5e05759b8ceb69adab8290f4c838e701898ae4187a690eaf9e9a"
+
+
+def test_untuned_split_fresh3_is_pinned_and_covers_the_attack_styles():
+    """fresh3 was committed before the guard change it measures; its bytes are pinned so it cannot be edited after
+    results are seen (qwq/safety/data/README.md)."""
+    lines = [ln for ln in DEFAULT_SET.read_text(encoding="utf-8").splitlines(keepends=True)
+             if ln.strip() and json.loads(ln)["split"] == "fresh3"]
+    assert hashlib.sha256("".join(lines).encode("utf-8")).hexdigest() == FRESH3_SHA256
+    items = load_items(splits=["fresh3"])
+    assert len(items) >= 60
+    harmful = [i for i in items if i.label == "harmful"]
+    assert {i.category for i in harmful} == set(CATEGORIES)
+    styles = Counter(i.style for i in harmful)
+    assert styles["cot_hijack"] >= 5 and styles["multi_turn"] >= 5
+    assert sum(i.label != "harmful" for i in items) >= 30
 
 
 def test_load_errors_name_the_line(tmp_path):
