@@ -7,12 +7,17 @@
     await aengine.abort("r1")                # or leave the `async for` early: the request is aborted
 
 The worker owns the Engine: requests and aborts reach it through a queue and are applied between steps, so the
-engine itself needs no locks. Bad requests raise UsageError in the caller before anything is queued.
+engine itself needs no locks. Bad requests raise UsageError in the caller before anything is queued. Each step's
+events reach a caller's event loop in one hand-over (one wake-up per step, however many tokens and requests).
+If the engine fails on a request (a controller raises, a forward fails), that request's stream ends with events of
+finish_reason "error" (`event.error` says what failed) and the worker goes on serving everyone else; `error` is set
+only if the worker itself died.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections import OrderedDict
@@ -24,6 +29,7 @@ from qwq.engine.outputs import GenerationResult, TokenEvent
 from qwq.engine.sampling import SamplingParams
 
 _KEEP_RESULTS = 256
+log = logging.getLogger("qwq.engine")
 
 
 class AsyncEngine:
@@ -57,12 +63,13 @@ class AsyncEngine:
         open_samples = request.params.n
         try:
             while open_samples:
-                item = await sink.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item.finished:
-                    open_samples -= 1
-                yield item
+                batch = await sink.get()  # this request's events of one engine step, or what stopped it
+                if isinstance(batch, BaseException):
+                    raise batch
+                for item in batch:
+                    if item.finished:
+                        open_samples -= 1
+                    yield item
         finally:
             if open_samples:
                 self._commands.put(("abort", rid))
@@ -101,8 +108,21 @@ class AsyncEngine:
         with self._lock:
             target = self._sinks.get(request_id)
         if target is not None:
-            loop, sink = target
-            loop.call_soon_threadsafe(sink.put_nowait, item)
+            _call_in_loop(target[0], target[1].put_nowait, item)
+
+    def _deliver_step(self, events: list[TokenEvent]) -> None:
+        """Hand one step's events over: one list per request, one call per event loop."""
+        per_request: dict[str, list[TokenEvent]] = {}
+        for event in events:
+            per_request.setdefault(event.request_id, []).append(event)
+        per_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        with self._lock:
+            for rid, items in per_request.items():
+                target = self._sinks.get(rid)
+                if target is not None:
+                    per_loop.setdefault(target[0], []).append((target[1], items))
+        for loop, puts in per_loop.items():
+            _call_in_loop(loop, _put_all, puts)
 
     def _apply(self, command: str, payload) -> None:
         if command == "add":
@@ -128,7 +148,12 @@ class AsyncEngine:
                     pass
                 if self._stopping or not engine.has_work():
                     continue
-                events = engine.step()
+                try:
+                    events = engine.step()
+                except Exception as exc:  # noqa: BLE001 - not one request's fault: fail those in flight, go on
+                    log.error("engine step failed outside any one request; failing every request in flight",
+                              exc_info=exc)
+                    events = engine.scheduler.fail_all(exc)
                 for rid, request in list(self._requests.items()):  # results first: a caller woken by its last
                     if request.finished:                             # event may ask for the result at once
                         del self._requests[rid]
@@ -136,11 +161,22 @@ class AsyncEngine:
                             self._results[rid] = request.result()
                             while len(self._results) > _KEEP_RESULTS:
                                 self._results.popitem(last=False)
-                for event in events:
-                    self._deliver(event.request_id, event)
+                self._deliver_step(events)
         except BaseException as exc:  # noqa: BLE001 - every waiting caller must hear about it
             self.error = exc
             with self._lock:
                 sinks = list(self._sinks)
             for rid in sinks:
                 self._deliver(rid, exc)
+
+
+def _put_all(puts: list) -> None:
+    for sink, items in puts:
+        sink.put_nowait(items)
+
+
+def _call_in_loop(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the caller's event loop is closed: nobody is listening any more
+        pass

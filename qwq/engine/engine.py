@@ -178,7 +178,8 @@ class Engine:
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams | Sequence[SamplingParams] | None = None,
                  controllers: Sequence[ControllerFactory] = ()) -> list[GenerationResult]:
-        """Generate for every prompt (continuously batched); results in prompt order."""
+        """Generate for every prompt (continuously batched); results in prompt order. If the engine fails on one of
+        them (a controller raises, say), the others are aborted and the exception is raised here."""
         if prompts and isinstance(prompts[0], int):
             raise UsageError("generate() takes a list of prompts (each a list of token ids); wrap a single prompt "
                              "in a list")
@@ -194,6 +195,7 @@ class Engine:
                 added.append(request)
             while any(not r.finished for r in requests):
                 self.scheduler.step()
+                _raise_failure(requests)
         except BaseException:
             for request in added:
                 self.scheduler.abort(request.request_id)
@@ -204,7 +206,8 @@ class Engine:
     def stream(self, prompt_ids: Sequence[int], params: SamplingParams | None = None, request_id: str | None = None,
                controllers: Sequence[ControllerFactory] = ()) -> Iterator[TokenEvent]:
         """Token events of one request as they are generated. Closing the iterator early aborts the request.
-        When the iterator is exhausted, `engine.last_result` holds the request's GenerationResult (timings)."""
+        When the iterator is exhausted, `engine.last_result` holds the request's GenerationResult (timings). If the
+        engine fails on the request, its "error" events are yielded and then the exception is raised."""
         request = self._request(prompt_ids, params or SamplingParams(), request_id, controllers)
         self.scheduler.add(request)
         try:
@@ -218,6 +221,7 @@ class Engine:
             if not request.finished:
                 self.scheduler.abort(request.request_id)
                 self._drain_aborts()
+        _raise_failure([request])
         self.last_result = request.result()
 
     def _drain_aborts(self) -> None:
@@ -261,3 +265,10 @@ class Engine:
             if name in own:
                 own[name].copy_(tensor.to(own[name].dtype))
         self.weights_changed()
+
+
+def _raise_failure(requests: Sequence[RequestState]) -> None:
+    """The synchronous API raises what failed a request (the async engine ends its stream with "error" instead)."""
+    for request in requests:
+        if request.error is not None:
+            raise request.error

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FINISH_REASONS = ("stop", "length", "abort")
+FINISH_REASONS = ("stop", "length", "abort", "error")  # error: the engine failed on this request (see TokenEvent.error)
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class TokenEvent:
     finish_reason: str | None = None
     logprob: float | None = None
     forced: bool = False  # inserted by a controller rather than sampled
+    error: str | None = None  # with finish_reason "error": what failed ("ExceptionType: message")
 
 
 @dataclass
@@ -53,8 +54,9 @@ class Sample:
     index: int
     token_ids: list[int]  # every generated token, in order (including a final EOS / stop token)
     text: str  # decoded text, cut before a matched stop string (unless asked to keep it)
-    finish_reason: str  # "stop" | "length" | "abort"
-    stop_reason: str | int | None = None  # the stop string or token id that ended it, or a controller's reason
+    finish_reason: str  # "stop" | "length" | "abort" | "error"
+    stop_reason: str | int | None = None  # the stop string or token id that ended it, a controller's reason, or
+    # (finish_reason "error") what failed
     logprobs: list[float] | None = None  # raw-model logprob of each token of token_ids
     top_logprobs: list[list[tuple[int, float]]] | None = None
     forced_mask: list[bool] | None = None  # True where a controller inserted the token (None: none did)

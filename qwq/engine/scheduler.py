@@ -9,11 +9,17 @@ Each `step()`:
 When the cache cannot hold one more token for every running sample, the most recently admitted request is preempted:
 its blocks are freed and it waits at the head of the queue; when it comes back its samples are recomputed from
 prompt + generated tokens (prefix caching makes the shared prompt cheap) and continue exactly where they were.
+
+Failures are contained to the requests they concern: an exception while prefilling a request, in one of its
+controllers or while sampling its row fails that request alone; a decode forward that raises fails the requests
+of that batch. A failed request's samples end with finish_reason "error" (the closing event carries the message),
+its cache blocks are freed, the error is logged, and the scheduler goes on serving the others.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import deque
 from typing import Any, Sequence
@@ -27,6 +33,8 @@ from qwq.engine.runner import ModelRunner
 from qwq.engine.sampling import RowSampling, sample_batch
 from qwq.engine.sequence import RequestState, SequenceState
 from qwq.utils.errors import UsageError
+
+log = logging.getLogger("qwq.engine")
 
 
 class Scheduler:
@@ -94,6 +102,36 @@ class Scheduler:
                 self.running.remove(request)
                 self.requests.pop(request.request_id, None)
 
+    def fail(self, request: RequestState, exc: BaseException, events: list[TokenEvent], during: str) -> None:
+        """End `request` because processing it raised `exc`: its open samples finish with reason "error", its cache
+        blocks are freed and it leaves the queues. The other requests are not touched."""
+        if request.error is None:
+            request.error = exc
+            log.error("request %s failed during %s: %s: %s", request.request_id, during, type(exc).__name__, exc,
+                      exc_info=exc)
+        self.waiting = deque(r for r in self.waiting if r is not request)
+        self.running = [r for r in self.running if r is not request]
+        self._release(request)
+        if not request.seqs:  # failed before its samples existed (e.g. a controller factory raised)
+            self._create_seqs(request, with_controllers=False)
+        message = f"{type(exc).__name__}: {exc}"
+        now = time.perf_counter()
+        for seq in request.seqs:
+            if not seq.finished:
+                events.append(seq.finish_event("error", now, message))
+        self.requests.pop(request.request_id, None)
+
+    def fail_all(self, exc: BaseException) -> list[TokenEvent]:
+        """Last resort after a failure outside any one request (a bug in the bookkeeping): fail every request in
+        flight and start again from an empty cache. Returns their closing events."""
+        events: list[TokenEvent] = []
+        for request in list(self.waiting) + list(self.running):
+            self.fail(request, exc, events, "an engine step")
+        self.requests.clear()
+        self.cache.discard()
+        self.cache.reset()
+        return events
+
     # ---- the loop ----------------------------------------------------------------------------------------------
     def step(self) -> list[TokenEvent]:
         events: list[TokenEvent] = []
@@ -120,10 +158,10 @@ class Scheduler:
                     events.append(seq.finish_event("abort", now))
             self.requests.pop(request.request_id, None)
 
-    def _create_seqs(self, request: RequestState) -> None:
+    def _create_seqs(self, request: RequestState, with_controllers: bool = True) -> None:
         device = self.runner.device
         request.seqs = [SequenceState(next(self._seq_ids), request, i, self.tokenizer, self.eos_ids, self.think_ids,
-                                      device) for i in range(request.params.n)]
+                                      device, with_controllers) for i in range(request.params.n)]
 
     def _rows_in_use(self) -> int:
         return len(self._running_seqs())
@@ -141,10 +179,14 @@ class Scheduler:
                 return
             self.waiting.popleft()
             request.timings.queued_s += time.perf_counter() - request.arrival if not request.admitted else 0.0
-            if live is None:
-                self._start(request, events)
-            else:
-                self._resume(request, live, events)
+            try:
+                if live is None:
+                    self._start(request, events)
+                else:
+                    self._resume(request, live, events)
+            except Exception as exc:  # noqa: BLE001 - contained to this request
+                self.fail(request, exc, events, "prefill")
+                continue
             self.running.append(request)
 
     def _start(self, request: RequestState, events: list[TokenEvent]) -> None:
@@ -202,19 +244,29 @@ class Scheduler:
         if not seqs:
             return
         start = time.perf_counter()
-        logits = self.runner.decode([s.seq_id for s in seqs], [s.last_token for s in seqs])
+        try:
+            logits = self.runner.decode([s.seq_id for s in seqs], [s.last_token for s in seqs])
+        except Exception as exc:  # noqa: BLE001 - every request of the batch was in this forward
+            for request in {id(s.request): s.request for s in seqs}.values():
+                self.fail(request, exc, events, "a decode step")
+            return
         elapsed = time.perf_counter() - start
         for request in {id(s.request): s.request for s in seqs}.values():
             request.timings.decode_s += elapsed
         self._choose(seqs, logits, events)
 
     def _choose(self, seqs: list[SequenceState], logits: torch.Tensor, events: list[TokenEvent]) -> None:
-        """Controllers, then sampling, then appending, for each row of `logits` [B, V]."""
+        """Controllers, then sampling, then appending, for each row of `logits` [B, V]. A controller or a row's
+        sampling that raises fails that row's request only."""
         rows, sampled_rows, forced = [], [], {}
         for row, seq in enumerate(seqs):
             if seq.finished:
                 continue
-            bias, token = seq.before_sample(logits[row]) if (seq.controllers or seq.forced) else (None, None)
+            try:
+                bias, token = seq.before_sample(logits[row]) if (seq.controllers or seq.forced) else (None, None)
+            except Exception as exc:  # noqa: BLE001
+                self.fail(seq.request, exc, events, "a controller's before_sample")
+                continue
             if seq.finished:  # a controller stopped it
                 events.append(seq._final_event(time.perf_counter()))
                 continue
@@ -224,13 +276,8 @@ class Scheduler:
                 sampled_rows.append(row)
                 rows.append(RowSampling(seq.request.params, seq.generator, seq.generated, bias,
                                         seq.counts_for(logits.shape[-1], logits.device)))
-        picks = {}
+        picks = self._sample(seqs, logits, sampled_rows, rows, events) if sampled_rows else {}
         want_logprobs = any(s.request.params.logprobs or s.request.params.top_logprobs for s in seqs)
-        if sampled_rows:
-            out = sample_batch(logits[sampled_rows], rows, self.vocab_limit)
-            for j, row in enumerate(sampled_rows):
-                picks[row] = (out.token_ids[j], out.logprobs[j] if out.logprobs else None,
-                              out.top_logprobs[j] if out.top_logprobs else None)
         if forced and want_logprobs:
             log_probs = torch.log_softmax(logits[list(forced)].float()[:, : self.vocab_limit], dim=-1)
             for j, (row, token) in enumerate(forced.items()):
@@ -238,9 +285,41 @@ class Scheduler:
                 picks[row] = (token, value, None)
         now = time.perf_counter()
         for row, seq in enumerate(seqs):
-            if row in forced:
-                token, logprob, top = picks.get(row, (forced[row], None, None))
-                events.extend(seq.accept(token, True, logprob, top, now))
-            elif row in picks:
-                token, logprob, top = picks[row]
-                events.extend(seq.accept(token, False, logprob, top, now))
+            if seq.finished or (row not in forced and row not in picks):
+                continue  # done before this step, or its request failed during it
+            try:
+                if row in forced:
+                    token, logprob, top = picks.get(row, (forced[row], None, None))
+                    events.extend(seq.accept(token, True, logprob, top, now))
+                else:
+                    token, logprob, top = picks[row]
+                    events.extend(seq.accept(token, False, logprob, top, now))
+            except Exception as exc:  # noqa: BLE001
+                self.fail(seq.request, exc, events, "a controller's on_token")
+
+    def _sample(self, seqs: list[SequenceState], logits: torch.Tensor, sampled_rows: list[int],
+                rows: list[RowSampling], events: list[TokenEvent]) -> dict[int, tuple]:
+        """{row: (token, logprob, top logprobs)} for the sampled rows, all in one batch. If the batch raises (one
+        row's controllers masked every token, say), the generators are rewound and each row is sampled alone, so
+        the rows that can be sampled get exactly the tokens the batch would have given them."""
+        states = [r.generator.get_state() if r.generator is not None else None for r in rows]
+        try:
+            out = sample_batch(logits[sampled_rows], rows, self.vocab_limit)
+            return {row: (out.token_ids[j], out.logprobs[j] if out.logprobs else None,
+                          out.top_logprobs[j] if out.top_logprobs else None) for j, row in enumerate(sampled_rows)}
+        except Exception:  # noqa: BLE001 - find the row(s) it came from
+            for row_sampling, state in zip(rows, states):
+                if state is not None:
+                    row_sampling.generator.set_state(state)
+        picks = {}
+        for j, row in enumerate(sampled_rows):
+            if seqs[row].finished:
+                continue
+            try:
+                out = sample_batch(logits[row:row + 1], [rows[j]], self.vocab_limit)
+            except Exception as exc:  # noqa: BLE001
+                self.fail(seqs[row].request, exc, events, "sampling")
+                continue
+            picks[row] = (out.token_ids[0], out.logprobs[0] if out.logprobs else None,
+                          out.top_logprobs[0] if out.top_logprobs else None)
+        return picks

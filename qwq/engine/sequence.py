@@ -26,6 +26,7 @@ class RequestState:
     timings: Timings = field(default_factory=Timings)
     admitted: bool = False
     aborted: bool = False
+    error: BaseException | None = None  # what made the engine fail this request (its samples end with "error")
     first_token_at: float | None = None
 
     @property
@@ -41,7 +42,8 @@ class SequenceState:
     """One sample stream: its tokens, generator, text, controllers and finish state."""
 
     def __init__(self, seq_id: int, request: RequestState, index: int, tokenizer: Any, eos_ids: Sequence[int],
-                 think_ids: tuple[int | None, int | None], device: torch.device) -> None:
+                 think_ids: tuple[int | None, int | None], device: torch.device, with_controllers: bool = True
+                 ) -> None:
         params = request.params
         self.seq_id, self.request, self.index = seq_id, request, index
         self.generator, self.seed = (None, None) if params.greedy else make_generator(params.sample_seed(index), device)
@@ -63,7 +65,8 @@ class SequenceState:
         self.state = SampleState(request.request_id, index, params, request.prompt_ids, self.generated,
                                  tokenizer=tokenizer, think_token_ids=think_ids,
                                  in_thinking=_prompt_ends_in_thinking(request.prompt_ids, think_ids))
-        self.controllers: list[Controller] = build_controllers(self.state, request.controller_factories)
+        self.controllers: list[Controller] = (build_controllers(self.state, request.controller_factories)
+                                              if with_controllers else [])
 
     # ---- choosing the next token -------------------------------------------------------------------------------
     @property
@@ -180,7 +183,9 @@ class SequenceState:
         return self._final_event(now)
 
     def _final_event(self, now: float) -> TokenEvent:
-        return TokenEvent(self.request.request_id, self.index, None, self.text.finish(), True, self.finish_reason)
+        error = str(self.stop_reason) if self.finish_reason == "error" else None
+        return TokenEvent(self.request.request_id, self.index, None, self.text.finish(), True, self.finish_reason,
+                          error=error)
 
     def to_sample(self) -> Sample:
         return Sample(index=self.index, token_ids=list(self.generated), text=self.text.text,

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 
 from qwq.serve.prepare import Prepared, prepare_chat
 from qwq.serve.protocol import ChatCompletionRequest
-from qwq.serve.service import ServeContext, run_watching_disconnect, sse, token_text
+from qwq.serve.service import ServeContext, run_watching_disconnect, sse, stream_error, token_text
 from qwq.serve.stream import ChoiceRouter
 
 
@@ -251,9 +251,8 @@ async def stream_chat(ctx: ServeContext, request: ChatCompletionRequest, prep: P
                         yield chunk(index, {"content": "\n\n" + text, "refusal": text})
                     yield chunk(index, {}, router.state.finish_reason,
                                 logprobs=_take(pending, index) if request.logprobs and pending[index] else None)
-    except Exception as exc:  # the engine died mid-stream: tell the client in the stream's own shape
-        yield sse({"error": {"message": f"generation failed: {type(exc).__name__}: {exc}", "type": "server_error",
-                             "param": None, "code": "engine_error"}})
+    except Exception as exc:  # generation failed mid-stream: tell the client in the stream's own shape
+        yield sse(stream_error(exc))
         yield sse("[DONE]")
         return
     ctx.metrics.latency.observe(time.perf_counter() - start)

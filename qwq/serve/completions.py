@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator
 from qwq.serve.errors import bad_request
 from qwq.serve.prepare import check_engine_fit, logit_bias_controller, max_new_tokens, sampling_params
 from qwq.serve.protocol import CompletionRequest
-from qwq.serve.service import ServeContext, run_watching_disconnect, sse, token_text
+from qwq.serve.service import ServeContext, run_watching_disconnect, sse, stream_error, token_text
 
 MAX_PROMPTS = 64
 
@@ -189,8 +189,7 @@ async def stream_completion(ctx: ServeContext, request: CompletionRequest, base_
                     yield chunk(k * n + event.sample_index, event.text_delta,
                                 event.finish_reason if event.finished else None)
     except Exception as exc:
-        yield sse({"error": {"message": f"generation failed: {type(exc).__name__}: {exc}", "type": "server_error",
-                             "param": None, "code": "engine_error"}})
+        yield sse(stream_error(exc))
         yield sse("[DONE]")
         return
     if include_usage:

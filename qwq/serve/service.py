@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Sequence
 
@@ -68,10 +69,14 @@ class ServeContext:
         self.metrics.prompt_tokens += len(prompt_ids)
         finished = False
         try:
-            async for event in self.aengine.generate(prompt_ids, params, request_id, controllers):
-                if event.token_id is not None:
-                    self.metrics.tokens_generated(1)
-                yield event
+            async with aclosing(self.aengine.generate(prompt_ids, params, request_id, controllers)) as stream:
+                async for event in stream:
+                    if event.finish_reason == "error":  # the engine failed on this request (and only on it)
+                        raise APIError(500, f"generation failed: {event.error}", SERVER_ERROR,
+                                       code="generation_failed")
+                    if event.token_id is not None:
+                        self.metrics.tokens_generated(1)
+                    yield event
             finished = True
         finally:
             self.active.discard(request_id)
@@ -88,6 +93,14 @@ class ServeContext:
     async def abort_all(self) -> None:
         for request_id in list(self.active):
             await self.aengine.abort(request_id)
+
+
+def stream_error(exc: Exception) -> dict:
+    """The error event that ends a stream whose generation failed (the status line went out long ago)."""
+    if isinstance(exc, APIError):
+        return exc.body()
+    return {"error": {"message": f"generation failed: {type(exc).__name__}: {exc}", "type": SERVER_ERROR,
+                      "param": None, "code": "engine_error"}}
 
 
 def sse(data: dict | str) -> str:
