@@ -229,3 +229,29 @@ def test_async_engine_streams_concurrent_requests_and_aborts(tiny_model):
         asyncio.run(bad())
     aengine.shutdown()
     assert not engine.cache.seqs
+
+
+def test_async_engine_wakes_the_event_loop_once_per_step(tiny_model):
+    engine = Engine(tiny_model, max_batch_size=8, block_size=4, kv_cache_tokens=512)
+    aengine = AsyncEngine(engine)
+    params = SamplingParams(temperature=0.0, max_new_tokens=5, n=2, ignore_eos=True)
+    steps, step = [], engine.step
+    engine.step = lambda: steps.append(1) or step()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        wakeups, call = [], loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a: wakeups.append(1) or call(*a)
+
+        async def run(prompt, rid):
+            return [(e.sample_index, e.token_id) async for e in aengine.generate(prompt, params, rid)]
+
+        outputs = await asyncio.gather(*(run([i + 1, i + 2, i + 3], f"r{i}") for i in range(3)))
+        return outputs, len(wakeups)
+
+    outputs, wakeups = asyncio.run(main())
+    for i, events in enumerate(outputs):  # 3 requests x 2 samples x 5 tokens, in order per sample
+        want = reference_greedy(tiny_model, [i + 1, i + 2, i + 3], 5)
+        assert [t for s, t in events if s == 0] == want and [t for s, t in events if s == 1] == want
+    assert 0 < wakeups <= len(steps) < 30  # not one per token (30 events)
+    aengine.shutdown()
