@@ -72,21 +72,18 @@ def synthetic_checkpoint(directory: Path, target_gb: float) -> tuple[Path, int]:
 
 
 def qwq32b_resident_gb() -> dict:
+    """What the engine keeps resident for QwQ-32B per quantization (its real modules on the meta device; float
+    tensors, scales included, in bf16: QwQ's dtype). `qwq info` reports the same figures (a test checks it)."""
     from qwq.config import QWQ_32B
-    from qwq.engine.quant import QuantSpec, quantized_bytes
-    from qwq.engine.quant_io import build_quantized_skeleton
+    from qwq.engine.quant import QuantSpec
+    from qwq.engine.quant_io import resident_bytes
 
     out = {}
     for spec in (QuantSpec("int4", 128), QuantSpec("int4", 128, embedding="none"), QuantSpec("int4", 32),
                  QuantSpec("int8")):
-        model = build_quantized_skeleton(QWQ_32B, spec)
-        for module in model.modules():  # float tensors are kept in bf16 (QwQ's dtype)
-            for name, param in list(module.named_parameters(recurse=False)):
-                setattr(module, name, torch.nn.Parameter(torch.empty_like(param, dtype=torch.bfloat16, device="meta"),
-                                                         requires_grad=False))
         label = f"{spec.method}" + (f" g{spec.group_size}" if spec.method == "int4" else "") + \
             (", float embedding" if spec.embedding == "none" else "")
-        out[label] = round(quantized_bytes(model) / 1e9, 3)
+        out[label] = round(resident_bytes(QWQ_32B, spec) / 1e9, 3)
     return out
 
 

@@ -110,14 +110,17 @@ class ModelConfig:
 
     def weight_bytes(self, quant: str = "none", dtype: str = "bfloat16", group_size: int = 128) -> int:
         """Resident weight bytes: `none` keeps everything at `dtype`; `int8` (per-channel scale) and `int4`
-        (per-group scale + zero) quantize the Linear weights and keep embeddings, norms and biases at `dtype`."""
+        (per-group scale + zero) quantize the Linear weights (lm_head included) and, as the engine's int8/int4 modes
+        do, store an untied token embedding as int8 rows with one scale per row; norms and biases stay at `dtype`.
+        tests/engine/test_quant.py checks this against the engine's own modules on the meta device."""
         elem = DTYPE_BYTES[dtype]
         total = self.num_parameters()
         if quant == "none":
             return total * elem
         linear = self.linear_weight_shapes()
         linear_params = sum(o * i for o, i in linear)
-        rest = (total - linear_params) * elem
+        embedding = 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+        rest = (total - linear_params - embedding) * elem + embedding + (self.vocab_size * elem if embedding else 0)
         if quant == "int8":
             return rest + linear_params + sum(o for o, _ in linear) * elem
         if quant == "int4":

@@ -128,6 +128,23 @@ def build_quantized_skeleton(config: ModelConfig, spec: QuantSpec, compute_dtype
     return model
 
 
+def resident_bytes(config: ModelConfig, spec: QuantSpec, float_dtype: torch.dtype = torch.bfloat16) -> int:
+    """Bytes of weights the engine keeps resident for `config` quantized by `spec`, its float tensors (norms,
+    biases, scales, an unquantized embedding) at `float_dtype`: counted on the meta device, no weights needed."""
+    from qwq.engine.quant import quantized_bytes
+
+    model = build_quantized_skeleton(config, spec, compute_dtype=float_dtype)
+    converted: dict[int, torch.Tensor] = {}  # a tied head stays tied (counted once)
+    for module in model.modules():
+        for name, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+            if tensor.is_floating_point() and tensor.dtype != float_dtype:
+                if id(tensor) not in converted:
+                    new = tensor.to(float_dtype)
+                    converted[id(tensor)] = new if name in module._buffers else nn.Parameter(new, requires_grad=False)
+                setattr(module, name, converted[id(tensor)])
+    return quantized_bytes(model)
+
+
 def load_quantized_checkpoint(directory: str | Path, dtype: torch.dtype | None = None
                               ) -> tuple[ModelConfig, QuantSpec, nn.Module]:
     """Load a quantized checkpoint (CPU): tensors read as stored, no conversion.

@@ -77,7 +77,8 @@ def describe(spec: str, config: ModelConfig) -> dict:
         "model": spec,
         "config": config.to_hf_dict(),
         "num_parameters": count_parameters(config),
-        # Quantized variants keep embeddings, norms and biases in bf16.
+        # What the engine keeps resident: int8/int4 quantize every Linear (lm_head too) and store an untied
+        # embedding as int8 rows; norms and biases stay bf16.
         "weight_bytes": {"float32": config.weight_bytes("none", dtype="float32"),
                          **{"bfloat16" if q == "none" else q: config.weight_bytes(q, dtype="bfloat16") for q in QUANTS}},
         "kv_dtype": KV_DTYPE,

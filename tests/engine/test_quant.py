@@ -223,3 +223,52 @@ def test_gguf_conversion_cache_keeps_one_version_per_method(tmp_path):
         directory.mkdir(parents=True)
     _prune_stale_conversions(current)
     assert not old.exists() and other_method.exists() and current.exists()
+
+
+@pytest.mark.parametrize("method", ["int8", "int4"])
+@pytest.mark.parametrize("preset", ["qwq-32b", "qwen2.5-coder-0.5b", "tiny", "tiny-untied"])
+def test_config_memory_accounting_is_what_the_engine_keeps_resident(preset, method):
+    """`qwq info` (ModelConfig.weight_bytes) counts the engine's real modules: int8 embedding rows, quantized head."""
+    from qwq.config import PRESETS
+    from qwq.engine.quant_io import resident_bytes
+
+    config = PRESETS[preset.removesuffix("-untied")]
+    if preset.endswith("-untied"):
+        config = config.replace(tie_word_embeddings=False)
+    group = 128 if config.intermediate_size % 128 == 0 else 32
+    spec = QuantSpec(method, group)
+    assert resident_bytes(config, spec) == config.weight_bytes(method, "bfloat16", group)
+    if preset == "qwq-32b" and method == "int4":
+        assert resident_bytes(config, spec) <= 18.5e9  # issue 3's target for int4 QwQ-32B
+        float_embedding = resident_bytes(config, QuantSpec(method, 128, embedding="none"))
+        assert float_embedding - resident_bytes(config, spec) == config.vocab_size * (config.hidden_size - 2)
+
+
+def test_int8_embedding_rows_and_model_logits_stay_close_to_float():
+    from qwq.engine.quant import Int8Embedding
+
+    config = tiny_config()
+    model = make_model(config, seed=11, std=0.1)
+    table = model.model.embed_tokens
+    quantized = Int8Embedding.from_embedding(table)
+    ids = torch.tensor([[0, 5, 17, 319, 5]])
+    rows, want = quantized(ids), table(ids)
+    assert rows.shape == want.shape and rows.dtype == want.dtype
+    # per-row symmetric int8: each element is off by at most half a step of its row's scale
+    step = table.weight.abs().amax(dim=1)[ids] / 127
+    assert ((rows - want).abs() <= step[..., None] / 2 + 1e-7).all()
+    prompt = torch.randint(0, config.vocab_size, (4, 24), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        reference = model(prompt)
+        int8_rows = make_model(config, seed=11, std=0.1)
+        int8_rows.model.embed_tokens = Int8Embedding.from_embedding(int8_rows.model.embed_tokens)
+        logits = int8_rows(prompt)
+        int4_model = quantize_model(make_model(config, seed=11, std=0.1), QuantSpec("int4", 32), torch.float32)
+        int4_float_rows = quantize_model(make_model(config, seed=11, std=0.1),
+                                         QuantSpec("int4", 32, embedding="none"), torch.float32)
+        int4_logits, int4_float_logits = int4_model(prompt), int4_float_rows(prompt)
+    assert isinstance(int4_model.model.embed_tokens, Int8Embedding)
+    assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.95
+    assert (logits - reference).abs().mean() < 0.02 * reference.abs().mean()
+    # against the same int4 model with a float embedding: the int8 rows change the top-1 almost never
+    assert (int4_logits.argmax(-1) == int4_float_logits.argmax(-1)).float().mean() >= 0.95
