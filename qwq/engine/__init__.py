@@ -22,7 +22,7 @@ GenerationResult: request_id, prompt_token_ids, samples [Sample(token_ids, text,
 time to first token, tokens/s). Per-sample controllers (reasoning controls): qwq.engine.hooks.
 
 Modules: sampling (SamplingParams, batched sampler), cache (paged + static KV), scheduler (continuous batching),
-runner (model calls), quant / quant_gguf / quant_io (weight-only int8/int4), engine (sync core), async_engine.
+prefill (packing a step's prompts into shared forwards), runner (model calls), quant / quant_gguf / quant_io (weight-only int8/int4), engine (sync core), async_engine.
 Names are imported lazily so `import qwq.engine` does not import torch.
 """
 

@@ -10,6 +10,10 @@ Storage: per layer, keys and values are one pool [num_slots, Hkv, D] where slot 
 A sequence is a list of blocks (its block table). The per-forward slot indices and the attention mask are built once
 in `begin` and shared by all layers, so each layer costs one scatter and one gather per tensor plus the attention.
 
+Packed prefill (`begin_packed`): the new tokens of several sequences go through ONE forward as one row, one
+sequence after the other, so the projections and the MLP see all of them at once (several short prompts make one
+matrix big enough for the dense path) while attention stays within each sequence (one attention call per sequence).
+
 Paged (vLLM's idea, our code): `fork` shares every block of the parent (n samples of one prompt pay one prefill);
 a write into a block another sequence also holds copies it first (copy-on-write). Full blocks are registered under
 a hash of (hash of the previous block, its tokens), so a new prompt that starts with the same tokens reuses them
@@ -64,7 +68,9 @@ class PagedKVCache:
         self._hash_block: dict[int, int] = {}  # hash -> block (referenced or not)
         self.seqs: dict[int, _SeqState] = {}
         self._batch: list[int] | None = None
-        self._num_new = 0
+        self._num_new = 0  # tokens the current forward feeds per row (packed: in all)
+        self._row_new: list[int] = []  # tokens each listed sequence gets from the current forward
+        self._segments: list | None = None  # packed forward: (offset, length, key slots, mask) per sequence
         self.prefix_hits = 0  # tokens served from the prefix cache (for stats)
 
     # ---- capacity ----------------------------------------------------------------------------------------------
@@ -214,20 +220,49 @@ class PagedKVCache:
         """
         if num_new <= 0:
             raise ValueError(f"begin: num_new must be positive, got {num_new}")
-        starts = []
-        for row, sid in enumerate(seq_ids):
-            state = self.seqs[sid]
-            start, end = state.length, state.length + num_new
-            # every existing block this forward writes into must be this sequence's alone (copy-on-write)
-            for index in range(start // self.block_size, min(len(state.blocks), self.blocks_needed(end))):
-                self._own_block(state, index)
-            while len(state.blocks) < self.blocks_needed(end):
-                state.blocks.append(self._take_block())
-            starts.append(start)
-        self._batch, self._num_new = list(seq_ids), num_new
-        self._pending_tokens = tokens
+        starts = [self._reserve(sid, num_new) for sid in seq_ids]
+        self._batch, self._num_new, self._row_new = list(seq_ids), num_new, [num_new] * len(seq_ids)
+        self._pending_tokens, self._segments = tokens, None
         self._prepare_indices(seq_ids, starts, num_new)
         return torch.tensor(starts, device=self.device)[:, None] + torch.arange(num_new, device=self.device)
+
+    def _reserve(self, seq_id: int, num_new: int) -> int:
+        """Make room for `num_new` more tokens of a sequence; returns where they start."""
+        state = self.seqs[seq_id]
+        start, end = state.length, state.length + num_new
+        # every existing block this forward writes into must be this sequence's alone (copy-on-write)
+        for index in range(start // self.block_size, min(len(state.blocks), self.blocks_needed(end))):
+            self._own_block(state, index)
+        while len(state.blocks) < self.blocks_needed(end):
+            state.blocks.append(self._take_block())
+        return start
+
+    def begin_packed(self, seq_ids: list[int], tokens: list[list[int]]) -> torch.Tensor:
+        """Reserve room for each sequence's new `tokens[row]`, fed together as one packed row; returns their
+        positions [1, total]. The forward's input is the concatenation of `tokens` in this order."""
+        if len(seq_ids) != len(tokens) or any(not t for t in tokens):
+            raise ValueError("begin_packed: one non-empty token list per sequence")
+        starts = [self._reserve(sid, len(t)) for sid, t in zip(seq_ids, tokens)]
+        lengths = [len(t) for t in tokens]
+        self._batch, self._num_new, self._row_new = list(seq_ids), sum(lengths), lengths
+        self._pending_tokens = tokens
+        segments, new_slots, offset = [], [], 0
+        for sid, start, length in zip(seq_ids, starts, lengths):
+            slots = self._slots(self.seqs[sid], 0, start + length).to(self.device)
+            new_slots.append(slots[start:])
+            if length == 1:
+                mask = None  # one query sees every key
+            elif start == 0:
+                mask = "causal"
+            else:
+                key_pos = torch.arange(start + length, device=self.device)
+                mask = key_pos[None, :] <= torch.arange(start, start + length, device=self.device)[:, None]
+            segments.append((offset, length, slots, mask))
+            offset += length
+        self._write_index = torch.cat(new_slots)
+        self._segments = segments
+        positions = [torch.arange(start, start + length) for start, length in zip(starts, lengths)]
+        return torch.cat(positions).to(self.device)[None]
 
     def _slots(self, state: _SeqState, start: int, end: int) -> torch.Tensor:
         positions = torch.arange(start, end)
@@ -273,13 +308,16 @@ class PagedKVCache:
         if self._batch is None:
             raise RuntimeError("PagedKVCache.attend called outside begin()/advance()")
         batch, num_new = k.shape[0], k.shape[2]
-        if batch != len(self._batch) or num_new != self._num_new:
+        rows = 1 if self._segments is not None else len(self._batch)
+        if batch != rows or num_new != self._num_new:
             raise ValueError(f"attend got {batch} rows x {num_new} tokens; begin() reserved "
-                             f"{len(self._batch)} x {self._num_new}")
+                             f"{rows} x {self._num_new}")
         flat_k = k.transpose(1, 2).reshape(batch * num_new, *k.shape[1:2], k.shape[3])
         flat_v = v.transpose(1, 2).reshape(batch * num_new, *v.shape[1:2], v.shape[3])
         self.keys[layer].index_copy_(0, self._write_index, flat_k.to(self.dtype))
         self.values[layer].index_copy_(0, self._write_index, flat_v.to(self.dtype))
+        if self._segments is not None:
+            return self._attend_packed(layer, q)
         keys = self._gather(self.keys[layer], batch).to(q.dtype)
         values = self._gather(self.values[layer], batch).to(q.dtype)
         gqa = q.shape[1] != keys.shape[1]
@@ -289,6 +327,22 @@ class PagedKVCache:
             return F.scaled_dot_product_attention(q, keys, values, is_causal=True, enable_gqa=gqa)
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=self._mask, enable_gqa=gqa)
 
+    def _attend_packed(self, layer: int, q: torch.Tensor) -> torch.Tensor:
+        """Each sequence's queries over its own keys (cached prefix + its new tokens), one call per sequence."""
+        gqa = q.shape[1] != self.keys[layer].shape[1]
+        outputs = []
+        for offset, length, slots, mask in self._segments:
+            keys = self.keys[layer].index_select(0, slots).transpose(0, 1)[None].to(q.dtype)  # [1, Hkv, end, D]
+            values = self.values[layer].index_select(0, slots).transpose(0, 1)[None].to(q.dtype)
+            query = q[:, :, offset:offset + length]
+            if mask is None:
+                outputs.append(F.scaled_dot_product_attention(query, keys, values, enable_gqa=gqa))
+            elif isinstance(mask, str):
+                outputs.append(F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=gqa))
+            else:
+                outputs.append(F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, enable_gqa=gqa))
+        return torch.cat(outputs, dim=2)
+
     def advance(self, num_tokens: int | None = None) -> None:
         """Commit the tokens written by the last forward (all `num_new` of them, for every row)."""
         if self._batch is None:
@@ -297,15 +351,15 @@ class PagedKVCache:
             raise ValueError(f"advance({num_tokens}): the last forward wrote {self._num_new} tokens per row")
         for row, sid in enumerate(self._batch):
             state = self.seqs[sid]
-            state.length += self._num_new
+            state.length += self._row_new[row]
             if self._pending_tokens is not None:
                 state.tokens.extend(self._pending_tokens[row])
                 self._register_full_blocks(state)
-        self._batch, self._pending_tokens = None, None
+        self._batch, self._pending_tokens, self._segments = None, None, None
 
     def discard(self) -> None:
         """Drop an uncommitted forward (blocks it reserved stay with their sequences, unused)."""
-        self._batch, self._pending_tokens = None, None
+        self._batch, self._pending_tokens, self._segments = None, None, None
 
     def _register_full_blocks(self, state: _SeqState) -> None:
         if not self.prefix_caching or len(state.tokens) != state.length:
@@ -349,10 +403,20 @@ class StaticKVCache(PagedKVCache):
         self.seqs[seq_id].blocks.append(self._take_block())
         return 0
 
+    def _check_room(self, seq_id: int, num_new: int) -> None:
+        end = self.seqs[seq_id].length + num_new
+        if end > self.max_len:
+            raise CacheFullError(f"KV cache slot full: sequence {seq_id} would reach {end} tokens, the static "
+                                 f"cache holds {self.max_len} per sequence")
+
     def begin(self, seq_ids: list[int], num_new: int, tokens: list[list[int]] | None = None) -> torch.Tensor:
         for sid in seq_ids:
-            end = self.seqs[sid].length + num_new
-            if end > self.max_len:
-                raise CacheFullError(f"KV cache slot full: sequence {sid} would reach {end} tokens, the static "
-                                     f"cache holds {self.max_len} per sequence")
+            self._check_room(sid, num_new)
         return super().begin(seq_ids, num_new, None)
+
+    def begin_packed(self, seq_ids: list[int], tokens: list[list[int]]) -> torch.Tensor:
+        for sid, new in zip(seq_ids, tokens):
+            self._check_room(sid, len(new))
+        positions = super().begin_packed(seq_ids, tokens)
+        self._pending_tokens = None  # no prefix caching: the token ids are not kept
+        return positions

@@ -23,6 +23,7 @@ from qwq.config import ModelConfig
 from qwq.engine.cache import PagedKVCache, StaticKVCache
 from qwq.engine.hooks import ControllerFactory
 from qwq.engine.outputs import GenerationResult, TokenEvent
+from qwq.engine.prefill import DEFAULT_PREFILL_BUDGET
 from qwq.engine.runner import DEFAULT_PREFILL_CHUNK, ModelRunner
 from qwq.engine.sampling import SamplingParams
 from qwq.engine.scheduler import Scheduler
@@ -41,7 +42,8 @@ class EngineOptions:
     block_size: int = 16
     kv_cache_tokens: int | None = None  # default: max_batch_size x min(max_model_len, 4096)
     prefix_caching: bool = True
-    prefill_chunk: int = DEFAULT_PREFILL_CHUNK
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK  # most tokens in one prefill forward (one prompt's chunk or a pack)
+    prefill_budget: int = DEFAULT_PREFILL_BUDGET  # prompt tokens admitted per step (at least one request)
     compile: bool | str = False  # torch.compile the decode step (True: inductor, or a backend name)
     fuse_projections: bool = True  # quantized models: q/k/v and gate/up as one matmul each (see engine.fusion)
     kv_dtype: Any = None  # KV cache storage dtype (default: the model's); bfloat16 halves it for long contexts
@@ -54,6 +56,7 @@ class EngineOptions:
         positive("max_batch_size", self.max_batch_size, 4096)
         positive("block_size", self.block_size, 4096)
         positive("prefill_chunk", self.prefill_chunk, 1 << 20)
+        positive("prefill_budget", self.prefill_budget, 1 << 30)
         if self.max_model_len is not None:
             positive("max_model_len", self.max_model_len, 1 << 24)
         if self.kv_cache_tokens is not None:
@@ -118,7 +121,7 @@ class Engine:
         self.cache = self._make_cache()
         self.runner = ModelRunner(model, self.cache, options.prefill_chunk, options.compile)
         self.scheduler = Scheduler(self.runner, self.cache, tokenizer, self.eos_token_ids, self.vocab_limit,
-                                   options.max_batch_size, self.max_model_len, think)
+                                   options.max_batch_size, self.max_model_len, think, options.prefill_budget)
         self._ids = itertools.count()
         self.source: Any = None  # what Engine.load resolved (for reports)
         self.last_result: GenerationResult | None = None  # of the last stream() that ran to its end

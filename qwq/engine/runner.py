@@ -1,4 +1,5 @@
-"""Runs the model over the engine's KV cache: chunked prefill of one sequence, batched one-token decode steps.
+"""Runs the model over the engine's KV cache: chunked prefill of one sequence, packed prefill of several short
+ones in one forward, batched one-token decode steps.
 
 The model is called eagerly by default. `compile=True` wraps the decode forward in `torch.compile` (dynamic shapes,
 so batch size and context length changes do not recompile each step); the first steps then pay the compile time
@@ -49,6 +50,24 @@ class ModelRunner:
                 raise
             self.cache.advance(len(chunk))
         return logits
+
+    @torch.inference_mode()
+    def prefill_packed(self, seq_ids: list[int], prompts: list[list[int]], starts: list[int]) -> torch.Tensor:
+        """Feed prompts[i][starts[i]:] to sequence seq_ids[i] (whose cache holds the tokens before it), all in one
+        packed forward; logits [B, V] of each prompt's last token."""
+        pieces = [tokens[start:] for tokens, start in zip(prompts, starts)]
+        if any(not piece for piece in pieces):
+            raise ValueError("prefill_packed: every sequence needs at least one token to compute")
+        positions = self.cache.begin_packed(seq_ids, pieces)
+        ids = torch.tensor([[t for piece in pieces for t in piece]], device=self.device)
+        ends = torch.tensor([len(p) for p in pieces]).cumsum(0) - 1
+        try:
+            logits = self.model(ids, positions=positions, cache=self.cache, logits_slice=ends[None].to(self.device))
+        except BaseException:
+            self.cache.discard()
+            raise
+        self.cache.advance()
+        return logits.reshape(len(seq_ids), logits.shape[-1])
 
     @torch.inference_mode()
     def decode(self, seq_ids: list[int], tokens: list[int]) -> torch.Tensor:

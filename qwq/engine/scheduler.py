@@ -2,8 +2,10 @@
 
 Each `step()`:
   1. drops aborted requests (their cache blocks are freed at once);
-  2. admits waiting requests while the batch has rows and the cache has blocks: a request's prompt is prefilled once
-     (in chunks, reusing cached prefix blocks), its n samples fork that prefill and each picks its first token;
+  2. admits waiting requests while the batch has rows, the cache has blocks and the step's prompt-token budget
+     lasts (at least one request per step): each prompt is prefilled once, reusing cached prefix blocks, the short
+     ones of a step packed into shared forwards and the long ones in chunks (qwq.engine.prefill); a request's n
+     samples fork that prefill and each picks its first token;
   3. runs one decode step over every running sample (one new token per row), each row sampled with its own
      parameters and generator.
 When the cache cannot hold one more token for every running sample, the most recently admitted request is preempted:
@@ -29,6 +31,7 @@ import torch
 from qwq.engine.cache import PagedKVCache
 from qwq.model.kv import CacheFullError
 from qwq.engine.outputs import TokenEvent
+from qwq.engine.prefill import DEFAULT_PREFILL_BUDGET, plan_packs, split_waves
 from qwq.engine.runner import ModelRunner
 from qwq.engine.sampling import RowSampling, sample_batch
 from qwq.engine.sequence import RequestState, SequenceState
@@ -40,8 +43,10 @@ log = logging.getLogger("qwq.engine")
 class Scheduler:
     def __init__(self, runner: ModelRunner, cache: PagedKVCache, tokenizer: Any, eos_ids: Sequence[int],
                  vocab_limit: int, max_batch_size: int, max_model_len: int,
-                 think_ids: tuple[int | None, int | None] = (None, None)) -> None:
+                 think_ids: tuple[int | None, int | None] = (None, None),
+                 prefill_budget: int = DEFAULT_PREFILL_BUDGET) -> None:
         self.runner, self.cache, self.tokenizer = runner, cache, tokenizer
+        self.prefill_budget = prefill_budget
         self.eos_ids, self.vocab_limit = tuple(eos_ids), vocab_limit
         self.max_batch_size, self.max_model_len = max_batch_size, max_model_len
         self.think_ids = think_ids
@@ -167,42 +172,97 @@ class Scheduler:
         return len(self._running_seqs())
 
     def _admit(self, events: list[TokenEvent]) -> None:
+        rows_used, free_blocks = self._rows_in_use(), self.cache.free_blocks()
+        admitted, spent, new = 0, 0, []
         while self.waiting:
             request = self.waiting[0]
             live = [s for s in request.seqs if not s.finished] if request.seqs else None
             rows = len(live) if live is not None else request.params.n
-            if self.running and self._rows_in_use() + rows > self.max_batch_size:
-                return
+            busy = bool(self.running or new)
+            if busy and rows_used + rows > self.max_batch_size:
+                break
             tokens_needed = len(request.prompt_ids) + (max(len(s.generated) for s in live) if live else 0)
             blocks = self.cache.blocks_needed(tokens_needed + 1) + rows
-            if self.running and blocks > self.cache.free_blocks():
-                return
+            if busy and blocks > free_blocks:
+                break
+            if admitted and spent + tokens_needed > self.prefill_budget:
+                break
             self.waiting.popleft()
             request.timings.queued_s += time.perf_counter() - request.arrival if not request.admitted else 0.0
+            rows_used, free_blocks, spent, admitted = rows_used + rows, free_blocks - blocks, spent + tokens_needed, \
+                admitted + 1
+            if live is None:
+                new.append(request)
+                continue
             try:
-                if live is None:
-                    self._start(request, events)
-                else:
-                    self._resume(request, live, events)
+                self._resume(request, live, events)
             except Exception as exc:  # noqa: BLE001 - contained to this request
                 self.fail(request, exc, events, "prefill")
                 continue
             self.running.append(request)
+        if new:
+            self._start(new, events)
 
-    def _start(self, request: RequestState, events: list[TokenEvent]) -> None:
-        """Prefill the prompt once, fork it for the n samples and pick each sample's first token."""
-        request.admitted = True
-        self._create_seqs(request)
-        first, rest = request.seqs[0], request.seqs[1:]
+    def _start(self, requests: list[RequestState], events: list[TokenEvent]) -> None:
+        """Prefill new prompts (packed where short, see qwq.engine.prefill), fork each for its n samples and pick
+        each sample's first token."""
+        for wave in split_waves(requests, self.cache.block_size, self.cache.prefix_caching):
+            ready = []
+            for request in wave:
+                request.admitted = True
+                try:
+                    self._create_seqs(request)
+                    cached = self.cache.add_sequence(request.seqs[0].seq_id, request.prompt_ids)
+                except Exception as exc:  # noqa: BLE001
+                    self.fail(request, exc, events, "prefill")
+                    continue
+                request.timings.cached_prompt_tokens = cached
+                ready.append((request, cached))
+            logits = self._prefill(ready, events)
+            for request, _ in ready:
+                if request.error is not None:
+                    continue
+                try:
+                    first = request.seqs[0]
+                    for seq in request.seqs[1:]:
+                        self.cache.fork(first.seq_id, seq.seq_id)
+                    self._choose(request.seqs, logits[request.request_id].expand(len(request.seqs), -1), events)
+                except Exception as exc:  # noqa: BLE001
+                    self.fail(request, exc, events, "prefill")
+                if request.error is None:
+                    self.running.append(request)
+
+    def _prefill(self, ready: list[tuple[RequestState, int]], events: list[TokenEvent]) -> dict[str, torch.Tensor]:
+        """Logits [1, V] of each prompt's last token, by request id. A packed forward that raises is retried one
+        prompt at a time, so only the prompts that fail alone fail."""
+        logits: dict[str, torch.Tensor] = {}
+        packs = plan_packs([len(r.prompt_ids) - cached for r, cached in ready], self.runner.prefill_chunk)
+        for pack in packs:
+            members = [ready[i] for i in pack]
+            if len(members) == 1:
+                self._prefill_alone(*members[0], logits, events)
+                continue
+            start = time.perf_counter()
+            try:
+                rows = self.runner.prefill_packed([r.seqs[0].seq_id for r, _ in members],
+                                                  [r.prompt_ids for r, _ in members], [c for _, c in members])
+            except Exception:  # noqa: BLE001 - find out whose prompt it was
+                for request, cached in members:
+                    self._prefill_alone(request, cached, logits, events)
+                continue
+            elapsed = time.perf_counter() - start
+            for j, (request, _) in enumerate(members):
+                request.timings.prefill_s += elapsed
+                logits[request.request_id] = rows[j:j + 1]
+        return logits
+
+    def _prefill_alone(self, request: RequestState, cached: int, logits: dict, events: list[TokenEvent]) -> None:
         start = time.perf_counter()
-        cached = self.cache.add_sequence(first.seq_id, request.prompt_ids)
-        request.timings.cached_prompt_tokens = cached
-        logits = self.runner.prefill(first.seq_id, request.prompt_ids, cached)
-        for seq in rest:
-            self.cache.fork(first.seq_id, seq.seq_id)
-        now = time.perf_counter()
-        request.timings.prefill_s += now - start
-        self._choose(request.seqs, logits.expand(len(request.seqs), -1), events)
+        try:
+            logits[request.request_id] = self.runner.prefill(request.seqs[0].seq_id, request.prompt_ids, cached)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(request, exc, events, "prefill")
+        request.timings.prefill_s += time.perf_counter() - start
 
     def _resume(self, request: RequestState, live: list[SequenceState], events: list[TokenEvent]) -> None:
         """Recompute the cache of preempted samples (everything but their last, not yet fed token). A sample whose

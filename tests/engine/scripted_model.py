@@ -3,7 +3,7 @@
 `ScriptedModel(script, config)` answers every forward with logits that put `script(context)` on top, where
 `context` is the row's whole token sequence (prompt + everything generated, forced tokens included). The context is
 read from the engine's paged KV cache: the committed token ids of each sequence of the forward (`seqs[id].tokens`)
-plus the ids being fed. A script may return a token id or a {token: logit} dict (a distribution for sampling).
+plus the ids being fed (a packed prefill feeds several sequences in one row: `_row_new` tokens each). A script may return a token id or a {token: logit} dict (a distribution for sampling).
 """
 
 from __future__ import annotations
@@ -39,7 +39,13 @@ class ScriptedModel(nn.Module):
         batch = getattr(cache, "_batch", None)
         if batch is None or not hasattr(cache, "seqs"):
             raise RuntimeError("ScriptedModel reads the paged KV cache's sequences; the cache API changed")
-        return [list(cache.seqs[sid].tokens) + ids[row].tolist() for row, sid in enumerate(batch)]
+        if ids.shape[0] == 1 and len(batch) > 1:  # a packed prefill: the sequences' new tokens one after another
+            flat, fed = ids[0].tolist(), []
+            for length in cache._row_new:
+                fed, flat = fed + [flat[:length]], flat[length:]
+        else:
+            fed = [ids[row].tolist() for row in range(len(batch))]
+        return [list(cache.seqs[sid].tokens) + fed[row] for row, sid in enumerate(batch)]
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, cache=None,
                 logits_slice: int | None = None) -> torch.Tensor:
