@@ -255,7 +255,7 @@ def self_consistency(engine: Any, prompt_ids: Sequence[int], params: Any, settin
             if not event.finished:
                 continue
             open_samples -= 1
-            if event.finish_reason == "abort":
+            if event.finish_reason in ("abort", "error"):  # no answer to count
                 continue
             text, mean_logprob, tokens = buffers.finished(event.sample_index)
             tally.add(event.sample_index, text, mean_logprob, event.finish_reason, tokens)
@@ -279,7 +279,7 @@ async def self_consistency_async(aengine: Any, prompt_ids: Sequence[int], params
             if not event.finished:
                 continue
             open_samples -= 1
-            if event.finish_reason == "abort":
+            if event.finish_reason in ("abort", "error"):  # no answer to count
                 continue
             text, mean_logprob, tokens = buffers.finished(event.sample_index)
             tally.add(event.sample_index, text, mean_logprob, event.finish_reason, tokens)
