@@ -18,8 +18,10 @@ Public API (other packages code against these names):
     await aengine.abort(request_id)
 
 GenerationResult: request_id, prompt_token_ids, samples [Sample(token_ids, text, finish_reason "stop" | "length" |
-"abort", stop_reason, logprobs, top_logprobs, forced_mask, seed, controls)], timings (queued, prefill, decode,
-time to first token, tokens/s). Per-sample controllers (reasoning controls): qwq.engine.hooks.
+"abort" | "error", stop_reason, logprobs, top_logprobs, forced_mask, seed, controls)], timings (queued, prefill,
+decode, time to first token, tokens/s). Per-sample controllers (reasoning controls): qwq.engine.hooks.
+"error": the engine failed on that request alone (a controller raised, its forward failed); the async engine ends
+its stream so (TokenEvent.error says what failed) and serves on, the synchronous calls raise the exception.
 
 Modules: sampling (SamplingParams, batched sampler), cache (paged + static KV), scheduler (continuous batching),
 prefill (packing a step's prompts into shared forwards), runner (model calls), quant / quant_gguf / quant_io (weight-only int8/int4), engine (sync core), async_engine.
