@@ -65,7 +65,9 @@ def task_pairs(task_counts: dict, task_options: dict, split: str, seed: int, lim
         task = build_task(name, task_options.get(name))
         rng = random.Random(f"{seed}/rm-pairs/{name}/{split}")
         candidates = []
-        for example in task.examples(split, int(count) * limit_factor, seed):
+        # unique=False: a small problem space (instruct has ~700 train problems) repeats its problems, each time
+        # with fresh teacher wording, instead of failing the run after the cold start
+        for example in task.examples(split, int(count) * limit_factor, seed, unique=False):
             chosen, rejected = task.teacher(example, rng, 0.0), task.teacher(example, rng, 1.0)
             if chosen != rejected:
                 candidates.append((example, chosen, rejected))

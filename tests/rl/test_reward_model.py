@@ -50,3 +50,15 @@ def test_bt_training_learns_the_preference(toy_world, tmp_path):
     finally:
         activate(None)
     assert 0 <= values[1] < values[0] <= 1
+
+
+def test_default_recipe_draws_its_instruct_pairs_from_a_small_problem_space():
+    # the tiny recipe asks 1,200 instruct pairs (x3 candidates) from a space of ~700 train problems: problems repeat
+    # with fresh teacher wording instead of the run failing after the cold start
+    from qwq.rl.config import PipelineConfig
+    from qwq.rl.reward_model import task_pairs
+
+    count = PipelineConfig().rm.tasks["instruct"]
+    pairs = task_pairs({"instruct": count}, {}, "train", 0)
+    assert len(pairs) == count
+    assert len({(p.chosen, p.rejected) for p in pairs}) > count // 2
