@@ -5,11 +5,12 @@
 Prints, per split, the safe-response rate on harmful prompts and the over-refusal rate on benign + borderline
 prompts for: no guard, the rule guard, the learned guard and both (rules+learned, the default), against the
 worst-case model (complies with everything: what the guard alone guarantees), and, with -m/--endpoint, against
-that model. Splits: dev (rules tuned on it, learned trained on it), heldout (rules tuned on it, learned calibrated
-on it), fresh (rules generalised on it; the learned guard never saw it), fresh2 (nobody tuned on it: the headline).
-Then each guard's cost: input check per request, output check of a long completion, and the streaming check per
-256 generated characters, as mean / p95 over repeated runs, next to a peer measured in the same run (a plain
-`re.search` of one keyword over the same text) so the numbers can be read on any machine.
+that model. Splits (qwq/safety/data/README.md): dev (rules tuned on it, learned trained on it), heldout, fresh and
+fresh2 (rules tuned or generalised on them, learned calibrated on them and their misses studied), fresh3 (written
+and committed before the last guard change, never tuned on: the headline). Then each guard's cost: input check per
+request (mean / p95 / p99 over the whole set, cold caches), output check of a long completion, and the streaming
+check per 256 generated characters, next to a peer measured in the same run (a plain `re.search` of one keyword over
+the same text) so the numbers can be read on any machine.
 """
 
 from __future__ import annotations
@@ -25,23 +26,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qwq.safety.guard import CompositeGuard, NullGuard, OutputStream, RuleGuard  # noqa: E402
-from qwq.safety.learned import LearnedGuard, sentence_features  # noqa: E402
+from qwq.safety.learned import LearnedGuard, sentence_features, stem  # noqa: E402
 from qwq.safety.redteam import SPLITS, load_items, outcomes_to_jsonl, run, summarize  # noqa: E402
 
 
-def timed(fn, repeat: int) -> tuple[float, float]:
+def timed(fn, repeat: int) -> tuple[float, float, float]:
+    """(mean, p95, p99) milliseconds over `repeat` calls."""
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
     samples.sort()
-    return statistics.mean(samples), samples[int(0.95 * (len(samples) - 1))]
+    return (statistics.mean(samples), samples[int(0.95 * (len(samples) - 1))],
+            samples[int(0.99 * (len(samples) - 1))])
 
 
 def cold() -> None:
     """Forget the learned guard's per-sentence caches, so each timed call pays what a new request pays."""
     sentence_features.cache_clear()
+    stem.cache_clear()
     LearnedGuard().model._cache.clear()
 
 
@@ -91,18 +95,19 @@ def main() -> int:
                   "Here is a detailed answer with several paragraphs of explanation. " * 120)
     checks = len(completion) // 256
     peer = re.compile(r"sarin", re.IGNORECASE)
-    peer_mean, _ = timed(lambda: peer.search(completion), 200)
+    peer_mean = timed(lambda: peer.search(completion), 200)[0]
     latency = {}
     print()
     print(f"guard latency (peer: one keyword re.search over the {len(completion)}-char completion "
           f"{peer_mean * 1000:.1f} us)")
-    print(f"{'guard':15s} {'input mean':>11s} {'input p95':>10s} {'longest in':>11s} {'output mean':>12s} "
-          f"{'stream/256ch':>13s}")
+    print(f"{'guard':15s} {'input mean':>11s} {'input p95':>10s} {'input p99':>10s} {'longest in':>11s} "
+          f"{'output mean':>12s} {'stream/256ch':>13s}")
     for gname, guard in guards.items():
         i = iter(range(10 ** 9))
-        in_mean, in_p95 = timed(lambda: (cold(), guard.check_input(short[next(i) % len(short)])), 2 * len(short))
-        long_mean, _ = timed(lambda: (cold(), guard.check_input(long_prompt)), 50)
-        out_mean, _ = timed(lambda: (cold(), guard.check_output(completion)), 30)
+        in_mean, in_p95, in_p99 = timed(lambda: (cold(), guard.check_input(short[next(i) % len(short)])),
+                                        2 * len(short))
+        long_mean = timed(lambda: (cold(), guard.check_input(long_prompt)), 50)[0]
+        out_mean = timed(lambda: (cold(), guard.check_output(completion)), 30)[0]
 
         def stream():
             cold()
@@ -111,10 +116,11 @@ def main() -> int:
                 s.feed(completion[k:k + 16])
             s.finish()
 
-        st_mean, _ = timed(stream, 5)
-        latency[gname] = {"input_mean_ms": in_mean, "input_p95_ms": in_p95, "input_longest_ms": long_mean,
-                          "output_long_mean_ms": out_mean, "stream_per_256_chars_ms": st_mean / max(1, checks)}
-        print(f"{gname:15s} {in_mean:9.2f}ms {in_p95:8.2f}ms {long_mean:9.2f}ms {out_mean:10.2f}ms "
+        st_mean = timed(stream, 5)[0]
+        latency[gname] = {"input_mean_ms": in_mean, "input_p95_ms": in_p95, "input_p99_ms": in_p99,
+                          "input_longest_ms": long_mean, "output_long_mean_ms": out_mean,
+                          "stream_per_256_chars_ms": st_mean / max(1, checks)}
+        print(f"{gname:15s} {in_mean:9.2f}ms {in_p95:8.2f}ms {in_p99:8.2f}ms {long_mean:9.2f}ms {out_mean:10.2f}ms "
               f"{st_mean / max(1, checks):11.2f}ms")
     if args.out:
         from qwq.safety.report import write_report

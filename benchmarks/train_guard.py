@@ -27,23 +27,32 @@ from qwq.safety.learned_train import train  # noqa: E402
 from qwq.safety.redteam import load_items, run, summarize  # noqa: E402
 
 # The shipped weights: what `python benchmarks/train_guard.py` produces (see tests/safety/test_learned_guard.py).
-SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 150, 1e-6, 1e-5, 0.02, 0.9
+SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 150, 1e-6, 1e-5, 0.03, 0.9
+# The harm head's hidden layer (0 = linear only), trained by Adam for EPOCHS passes at learning rate LR.
+HIDDEN, EPOCHS, LR = 16, 3, 0.005
+# Calibration (Platt scaling and the input threshold) reads these splits; the weights never see them.
+CALIBRATION = ("heldout", "fresh", "fresh2")
 
 
 def training_examples(seed: int = SEED, *, with_dev: bool = True) -> list:
     examples = list(synth.generate(seed))
     if with_dev:
         for item in load_items(splits=["dev"]):
+            if item.style == "cot_hijack" and item.label == "harmful":
+                # the label belongs to the one buried request, not to the pages of padding around it (which the
+                # benign twins in other splits share); the synthetic corpus trains on the buried part instead
+                continue
             label = item.category if item.label == "harmful" else synth.SAFE
             examples.append((synth.user_side(item.as_messages()), label))
     return examples
 
 
 def train_shipped(seed: int = SEED, *, with_dev: bool = True, log=None):
-    return train(training_examples(seed, with_dev=with_dev), load_items(splits=["heldout"]), l2_harm=L2_HARM,
+    return train(training_examples(seed, with_dev=with_dev), load_items(splits=CALIBRATION), l2_harm=L2_HARM,
                  l2_category=L2_CATEGORY, max_iter=MAX_ITER, max_over_refusal=MAX_OVER_REFUSAL,
-                 output_threshold=OUTPUT_THRESHOLD, log=log,
-                 meta={"seed": seed, "with_dev": with_dev, "calibration": "heldout", "max_iter": MAX_ITER})
+                 output_threshold=OUTPUT_THRESHOLD, hidden=HIDDEN, epochs=EPOCHS, lr=LR, seed=seed, log=log,
+                 meta={"seed": seed, "with_dev": with_dev, "calibration": "+".join(CALIBRATION), "max_iter": MAX_ITER,
+                       "hidden": HIDDEN, "epochs": EPOCHS})
 
 
 def main() -> int:

@@ -30,6 +30,10 @@ class RunConfig:
     keep_checkpoints: int = 2
     progress: bool = True
     max_memory_gb: float = 0.0  # pre-flight limit on the estimated training memory; 0 = 80% of this machine's RAM
+    # bf16 autocast for training forward passes (fp32 master weights): "auto" = on for the cold-start SFT when
+    # the CPU has native bf16 matmul (avx512_bf16 / amx_bf16) or on CUDA, while the GRPO policy stays fp32 (its
+    # logprobs must match the fp32 rollout engine's); "on" = everywhere, GRPO included; "off" = nowhere
+    autocast: str = "auto"
 
 
 @dataclass
@@ -58,15 +62,16 @@ class LoraSection:
 
 @dataclass
 class SFTConfig:
-    tasks: dict = field(default_factory=lambda: {"arith": 3000, "linear": 700, "code": 700, "instruct": 800})
+    tasks: dict = field(default_factory=lambda: {"arith": 1800, "algebra": 1200, "code": 700, "instruct": 800})
     task_options: dict = field(default_factory=dict)  # task name -> constructor options (e.g. {gsm8k = {path}})
-    slip_rate: float = 0.5  # how often the synthetic teacher takes its characteristic wrong turn
+    # how often the synthetic teacher takes its characteristic wrong turn: one rate, or a table task -> rate
+    slip_rate: float | dict = 0.5
     data: str = ""  # optional JSONL of {"messages": [...]} or {"prompt", "completion"} instead of teacher traces
     epochs: float = 3.0
     batch_size: int = 32
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
+    warmup_steps: int = 50
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     max_length: int = 256
@@ -75,7 +80,7 @@ class SFTConfig:
 
 @dataclass
 class GRPOConfig:
-    tasks: dict = field(default_factory=lambda: {"arith": 1.0, "linear": 1.0, "code": 1.0})  # name -> sampling weight
+    tasks: dict = field(default_factory=lambda: {"arith": 1.0, "algebra": 1.0, "code": 1.0})  # name -> sampling weight
     task_options: dict = field(default_factory=dict)
     rewards: dict = field(default_factory=dict)  # task name -> reward spec (registry names and weights); {} = task's
     steps: int = 40
@@ -121,9 +126,10 @@ class RMConfig:
 
 @dataclass
 class EvalSection:
-    heldout: dict = field(default_factory=lambda: {"arith": 200, "linear": 100, "code": 150, "instruct": 150})
+    heldout: dict = field(default_factory=lambda: {"arith": 150, "algebra": 150, "code": 150, "instruct": 150})
     max_new_tokens: int = 96
     batch_size: int = 128
+    initial: bool = False  # also evaluate the untrained model (it answers nothing; costs ~20 s at tiny scale)
 
 
 @dataclass
@@ -318,6 +324,16 @@ def read_config_file(path: str | Path) -> dict:
 
 def validate(config: Any) -> None:
     """Cross-field checks that types alone cannot express."""
+    run = getattr(config, "run", None)
+    if run is not None and run.autocast not in ("auto", "on", "off"):
+        raise ConfigError(f"run.autocast must be one of auto, on, off; got {run.autocast!r}")
+    sft = getattr(config, "sft", None)
+    if sft is not None:
+        rates = sft.slip_rate if isinstance(sft.slip_rate, dict) else {"*": sft.slip_rate}
+        for task, rate in rates.items():
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+                where = "sft.slip_rate" + ("" if task == "*" else f".{task}")
+                raise ConfigError(f"{where} must be a number in [0, 1] (or a table of task -> number), got {rate!r}")
     for name in ("stage1", "stage2", "grpo"):
         section = getattr(config, name, None)
         if section is None:

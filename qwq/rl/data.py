@@ -223,12 +223,12 @@ def math500_task(path: str | Path, heldout_fraction: float = 1.0) -> FileMathTas
 def build_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """A task by name; file tasks take `path` in `options`."""
     options = dict(options or {})
-    from qwq.rl.tasks_arith import ArithmeticTask, LinearEquationTask
+    from qwq.rl.tasks_arith import ArithmeticTask, AlgebraTask
     from qwq.rl.tasks_code import CodeTask
     from qwq.rl.tasks_instruct import InstructTask
 
     procedural: dict[str, Callable[..., Task]] = {
-        "arith": ArithmeticTask, "linear": LinearEquationTask, "code": CodeTask, "instruct": InstructTask}
+        "arith": ArithmeticTask, "algebra": AlgebraTask, "code": CodeTask, "instruct": InstructTask}
     files = {"gsm8k": gsm8k_task, "math500": math500_task}
     if name in procedural:
         try:

@@ -29,7 +29,7 @@ import torch
 from qwq.rl.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from qwq.rl.config import GRPOConfig, RunConfig
 from qwq.rl.losses import Normalizer, group_advantages, policy_loss
-from qwq.rl.metrics import MetricsLog, step_rng, step_seed
+from qwq.rl.metrics import MetricsLog, autocast_context, step_rng, step_seed
 from qwq.rl.modeling import continuation_logprobs, pad_batch
 from qwq.rl.rewards import apply_control
 from qwq.rl.rollout import (Group, TaskSlot, draw_examples, generate_groups, sampling_params, score_groups,
@@ -95,14 +95,19 @@ class GRPOTrainer:
         solved = sum(any(c.correct for c in g.completions) for g in groups)
         samples = sum(len(g.completions) for g in groups)
         correct = sum(c.correct for g in groups for c in g.completions)
+        truncated = sum(c.finish_reason == "length" for g in groups for c in g.completions)
         result = {"prompts": len(groups), "solved_prompts": solved, "samples": samples, "correct_samples": correct,
-                  "signal_groups": sum(g.has_signal() for g in groups)}
+                  "signal_groups": sum(g.has_signal() for g in groups), "truncated_samples": truncated}
         if solved < self.cfg.probe_min_solved:
             names = ", ".join(sorted({s.task.name for s in self.slots}))
+            example = groups[0].completions[0].text[-160:] if groups and groups[0].completions else ""
+            hint = (f"; {truncated} of {samples} samples hit {self.stage}.max_new_tokens={self.cfg.max_new_tokens}"
+                    if truncated else "")
             raise LearnabilityError(
                 f"learnability probe: the starting model solved {solved} of {len(groups)} probe problems "
-                f"({correct} of {samples} samples) on {names}; GRPO would get no reward signal. Train the cold start "
-                f"longer, use easier tasks, or lower {self.stage}.probe_min_solved")
+                f"({correct} of {samples} samples) on {names}{hint}; GRPO would get no reward signal. Train the "
+                f"cold start longer, use easier tasks, raise max_new_tokens, or lower {self.stage}.probe_min_solved. "
+                f"A sample ends with: {example!r}")
         return result
 
     # ---- batches -------------------------------------------------------------------------------------------------
@@ -155,8 +160,9 @@ class GRPOTrainer:
             loss_total, entropy_sum = 0.0, 0.0
             low = high = kl = 0.0
             for k, rows in enumerate(chunks):
-                logp, mask, entropy = continuation_logprobs(self.model, batch.ids[rows], batch.mask[rows],
-                                                            with_entropy=True)
+                with autocast_context("on" if self.run.autocast == "on" else "off"):
+                    logp, mask, entropy = continuation_logprobs(self.model, batch.ids[rows], batch.mask[rows],
+                                                                with_entropy=True)
                 old_logp = old[k] if old is not None else logp.detach()
                 ref = reference[k] if reference is not None else None
                 loss, st = policy_loss(logp, old_logp, batch.advantages[rows], mask, norm, cfg.clip_low,
@@ -192,7 +198,7 @@ class GRPOTrainer:
         state.extra = extra
         task = progress.add_task(f"{self.stage} GRPO", total=cfg.steps, completed=state.step) if progress else None
         while state.step < cfg.steps:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for group in self.optimizer.param_groups:
                 warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
                 group["lr"] = cfg.lr * warm
@@ -214,6 +220,7 @@ class GRPOTrainer:
             state.cursor += len(sampled)
             record = self._record(state.step, groups, sampled, kept, stats, timing, refills,
                                   time.perf_counter() - train_started, time.perf_counter() - started)
+            record["cpu_s"] = time.process_time() - cpu_started  # this process's CPU time (sandbox runs excluded)
             log.write(record)
             state.metrics = log.records
             if progress:

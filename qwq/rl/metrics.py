@@ -59,6 +59,30 @@ def step_seed(seed: int, stage: str, step: int, purpose: str = "") -> int:
     return step_rng(seed, stage, step, purpose).getrandbits(62)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Linux CPU flags for bf16 matmul in hardware (elsewhere: assume not, so autocast stays off)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_context(setting: str, device: str = "cpu"):
+    """torch.autocast(bf16) per the run's `autocast` setting, or a no-op context."""
+    import contextlib
+
+    import torch
+
+    if setting not in ("auto", "on", "off"):
+        from qwq.utils.errors import ConfigError
+
+        raise ConfigError(f"run.autocast must be auto, on or off, got {setting!r}")
+    enabled = setting == "on" or (setting == "auto" and (device != "cpu" or cpu_has_native_bf16()))
+    return torch.autocast(device, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
 def set_threads(threads: int) -> None:
     import torch
 

@@ -259,6 +259,8 @@ class Pipeline:
                     self._load_weights(self.run_dir / name / "model")  # the stage's result, exactly
                 if name == "stage2" and not self.state.done(name):
                     self._activate_rm()
+                if name == "eval_init" and not cfg.eval.initial:
+                    continue
                 self._run_stage(name, fn, bar)
                 if name == "tokenizer":
                     self._load_tokenizer()

@@ -3,7 +3,7 @@
 summary.json:
     {"stages": [{"name", "heldout_before": {task: acc}, "heldout_after": {task: acc}, "seconds", ...}, ...],
      "gate": {"passed": bool, "max_drop", "drops": {group: before - after}}, "seconds": float, ...}
-Accuracies are in 0..1. Task keys are the task names plus the pooled group `math` (arith + linear).
+Accuracies are in 0..1. Task keys are the task names plus the pooled group `math` (arith + algebra).
 """
 
 from __future__ import annotations
@@ -49,9 +49,15 @@ def build_summary(config, state: dict, wall_seconds: float) -> dict:
          "gains": {g: round(s2.get(g, 0) - s1.get(g, 0), 4) for g in ("instruct",) + STAGE1_GROUPS if g in s2}},
     ]
     total = sum(seconds.values())
+    gate = gate_result(config, s1, s2)
+    targets = {f"stage1_{g}_gain_at_least_15_points": round(s1.get(g, 0) - cold.get(g, 0), 4) >= 0.15
+               for g in STAGE1_GROUPS}
+    targets["stage2_instruct_gain_positive"] = s2.get("instruct", 0) > s1.get("instruct", 0)
+    targets["gate_passed"] = gate["passed"]
     return {
         "stages": stages,
-        "gate": gate_result(config, s1, s2),
+        "gate": gate,
+        "targets": targets,
         "seconds": round(max(total, wall_seconds) if not state.get("resumed") else total, 2),
         "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "seed": config.run.seed, "threads": config.run.threads, "name": config.run.name,
@@ -156,6 +162,8 @@ def markdown(summary: dict, state: dict) -> str:
         cells = [f"{_pct(stage['heldout_before'].get(k))} | {_pct(stage['heldout_after'].get(k))}" for k in keys]
         lines.append(f"| {stage['name']} | " + " | ".join(cells) + " |")
     gate = summary["gate"]
+    lines += ["", "## Targets", ""] + [f"- {name.replace('_', ' ')}: {'yes' if ok else 'NO'}"
+                                       for name, ok in summary.get("targets", {}).items()]
     lines += ["", "## Regression gate", "",
               f"{'PASSED' if gate['passed'] else 'FAILED'}: stage-1 held-out drop during stage 2 "
               f"(allowed {100 * gate['max_drop']:.1f} points): " +

@@ -65,7 +65,8 @@ def toy_sft_model(toy_world, tmp_path_factory):
     torch.set_num_threads(1)
     model = toy_world["fresh_model"](0)
     cfg = SFTConfig(epochs=20, batch_size=32, lr=3e-3, warmup_steps=5)
-    run = RunConfig(checkpoint_every=0, progress=False)
+    # fp32 whatever the CPU offers: the toy cold start must be the same model on every machine
+    run = RunConfig(checkpoint_every=0, progress=False, autocast="off")
     train_sft(model, toy_world["config"], toy_world["items"], cfg, run, tmp_path_factory.mktemp("toy_sft"),
               toy_world["tokenizer"].pad_token_id)
     return model

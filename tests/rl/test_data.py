@@ -9,7 +9,7 @@ from qwq.rl.data import DatasetError, build_task, columns, gsm8k_task, math500_t
 from qwq.utils.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["arith", "linear", "code", "instruct"])
+@pytest.mark.parametrize("name", ["arith", "algebra", "code", "instruct"])
 def test_splits_are_disjoint_and_deterministic(name):
     task = build_task(name)
     train = task.examples("train", 150, seed=0)
@@ -28,7 +28,7 @@ def test_stable_fraction_does_not_depend_on_hash_seed():
     assert 0 <= stable_fraction("x") < 1
 
 
-@pytest.mark.parametrize("name", ["arith", "linear", "instruct"])
+@pytest.mark.parametrize("name", ["arith", "algebra", "instruct"])
 def test_teacher_is_right_without_slips_and_wrong_when_it_slips(name):
     task = build_task(name)
     examples = task.examples("train", 60, seed=3)
@@ -96,7 +96,7 @@ def test_bad_task_inputs_are_clear(tmp_path):
     with pytest.raises(DatasetError, match=r"bad.jsonl:1: missing field\(s\) answer"):
         gsm8k_task(bad).examples("heldout", 1, 0)
     with pytest.raises(DatasetError, match="too small"):
-        build_task("linear", {"families": ["a*x=b"]}).examples("train", 5000, 0)
+        build_task("algebra", {"families": ["k*x=v"]}).examples("train", 5000, 0)
 
 
 def test_reasoning_gym_binarised():
