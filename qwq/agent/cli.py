@@ -1,4 +1,10 @@
-"""`qwq agent`: run a tool-using agent on one request against the local engine or an OpenAI-compatible endpoint."""
+"""`qwq agent`: run a tool-using agent on one request against the local engine or an OpenAI-compatible endpoint.
+
+    qwq agent -m MODEL --prompt "..." [--tools python,calculator]      run the agent (the default action)
+    qwq agent train-tool --out DIR [--steps N] [--seed S] [--tool python|calculator] [--set key=value ...]
+        train a tiny model to use a tool (cold-start SFT on tool traces, then GRPO with tool-using episodes) and
+        measure held-out accuracy with the tool and without it, before and after RL (qwq.agent.tool_train)
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,18 @@ from qwq.utils.errors import UsageError
 BUILTIN_TOOLS = ("python", "calculator", "files")
 
 
+ACTIONS = ("run", "train-tool")
+
+
 def add_args(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("action", nargs="?", default="run", choices=ACTIONS,
+                        help="run (default): answer one request with tools; train-tool: the tool-use RL experiment")
+    src = parser.add_mutually_exclusive_group()
     src.add_argument("-m", "--model", help="model spec for the local engine (dir, .gguf, or a name)")
     src.add_argument("--endpoint", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--endpoint-model", default="default", help="model name sent to the endpoint")
     parser.add_argument("--api-key", default=None, help="bearer token for the endpoint")
-    req = parser.add_mutually_exclusive_group(required=True)
+    req = parser.add_mutually_exclusive_group()
     req.add_argument("--prompt", help="the request")
     req.add_argument("--prompt-file", help="read the request from a file ('-' for stdin)")
     parser.add_argument("--system", default=None, help="system prompt")
@@ -30,9 +41,19 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--guard", default="rules", help="safety guard: none, rules, rules+model (model = the same one)")
+    parser.add_argument("--guard", default="rules+learned",
+                        help="safety guard: none, or rules, learned, model (= the same model) joined by '+' "
+                             "(default rules+learned)")
     parser.add_argument("--transcript", default=None, help="save the full transcript as JSON here")
     parser.add_argument("--json", action="store_true", help="print the transcript as JSON instead of the answer")
+    train = parser.add_argument_group("train-tool")
+    train.add_argument("--out", help="train-tool: run directory (metrics, models, summary.json)")
+    train.add_argument("--steps", type=int, default=None, help="train-tool: GRPO steps")
+    train.add_argument("--tool", choices=("python", "calculator"), default=None,
+                       help="train-tool: the tool to learn (python runs in the sandbox; calculator is cheaper)")
+    train.add_argument("--threads", type=int, default=None, help="train-tool: torch threads")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="train-tool: any setting of qwq.agent.tool_train.ToolRLConfig (repeatable)")
 
 
 def build_tools(names: str, directory: str | None) -> list:
@@ -58,6 +79,39 @@ def build_tools(names: str, directory: str | None) -> list:
 
 
 def main(args) -> int:
+    if args.action == "train-tool":
+        return train_tool_main(args)
+    if not (args.model or args.endpoint):
+        raise UsageError("one of -m/--model or --endpoint is required")
+    if args.prompt is None and args.prompt_file is None:
+        raise UsageError("one of --prompt or --prompt-file is required")
+    return run_agent(args)
+
+
+def train_tool_main(args) -> int:
+    from qwq.agent.tool_train import ToolRLConfig, parse_overrides, train_tool_use
+
+    if not args.out:
+        raise UsageError("train-tool needs --out DIR")
+    settings = parse_overrides(args.overrides)
+    for name, value in (("steps", args.steps), ("seed", args.seed), ("tool", args.tool), ("threads", args.threads)):
+        if value is not None:
+            settings[name] = value
+    summary = train_tool_use(ToolRLConfig.from_dict(settings), args.out,
+                             log=lambda message: print(message, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        acc = summary["accuracy"]
+        print(f"held-out accuracy on {summary['heldout_problems']} problems ({summary['tool']} tool):")
+        print(f"  {'':14} {'before RL':>10} {'after RL':>10}")
+        for mode in ("with_tool", "without_tool"):
+            print(f"  {mode.replace('_', ' '):14} {acc[mode]['before_rl']:10.3f} {acc[mode]['after_rl']:10.3f}")
+        print(f"summary: {args.out}/summary.json ({summary['seconds']['total']:.0f} s)")
+    return 0
+
+
+def run_agent(args) -> int:
     from qwq.agent.backends import backend_from_spec
     from qwq.agent.loop import Agent
     from qwq.safety.guard import build_guard

@@ -14,13 +14,16 @@ How a GRPO rollout uses it: for each prompt and each of the G samples, call
 samples a continuation of `ids` with the policy (returning token ids, optional logprobs and a finish reason), then
 `task.reward([ep.final_text], [example])`. Train on `ep.prompt_ids + ep.completion_ids` with `ep.loss_mask` over
 the completion part (and `ep.logprobs` as the old-policy logprobs, None where the environment wrote the token).
-For SFT on teacher traces, pass `scripted_generate(tokenizer, texts)` as `generate`.
+For SFT on teacher traces, pass `scripted_generate(tokenizer, texts)` as `generate`. To batch the model turns of
+many episodes on an engine, build each with `episode_steps(...)` (the same episode as a generator) and drive them
+with `run_episodes(generate_batch, episodes)` (qwq.agent.tool_rl does this for GRPO).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Generator, Protocol, Sequence
 
 from qwq.agent.tools import Tool, ToolRegistry
 from qwq.tokenizer.reasoning import split_reasoning
@@ -93,11 +96,15 @@ def _special_id(tokenizer: Any, token: str) -> int:
     return tid
 
 
-def run_episode(generate: Generate, tokenizer: Any, messages: Sequence[dict], tools: ToolRegistry | Sequence[Tool],
-                *, max_steps: int = 4, max_new_tokens: int = 256, max_total_tokens: int = 2048,
-                chat_template: Any = None) -> Episode:
-    """Run one episode. `tokenizer` needs encode/decode/token_to_id and a chat template (or pass `chat_template`,
-    anything with `render(messages, tools=..., add_generation_prompt=True)`)."""
+EpisodeSteps = Generator[tuple[list[int], int], Generation, Episode]
+
+
+def episode_steps(tokenizer: Any, messages: Sequence[dict], tools: ToolRegistry | Sequence[Tool], *,
+                  max_steps: int = 4, max_new_tokens: int = 256, max_total_tokens: int = 2048,
+                  chat_template: Any = None) -> EpisodeSteps:
+    """One episode as a generator: it yields `(context_ids, max_new_tokens)` whenever the model must speak, is sent
+    the `Generation`, and returns the `Episode` (StopIteration.value). `run_episode` drives one with a `generate`
+    function; `run_episodes` drives many at once so each model turn is one batched engine call."""
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
     schemas = registry.schemas() or None
     if chat_template is not None:
@@ -122,7 +129,7 @@ def run_episode(generate: Generate, tokenizer: Any, messages: Sequence[dict], to
         room = max_total_tokens - len(completion)
         if room <= 0:
             return Episode(prompt_ids, completion, mask, logprobs, turns, "token_budget")
-        gen = generate(prompt_ids + completion, min(max_new_tokens, room))
+        gen = yield prompt_ids + completion, min(max_new_tokens, room)
         ids = list(gen.token_ids)
         if gen.logprobs is not None and len(gen.logprobs) != len(ids):
             raise UsageError(f"generate returned {len(ids)} tokens but {len(gen.logprobs)} logprobs")
@@ -158,6 +165,61 @@ def run_episode(generate: Generate, tokenizer: Any, messages: Sequence[dict], to
             results.append(content)
         inject(tokenizer.encode(tool_turn_text(results)))
     return Episode(prompt_ids, completion, mask, logprobs, turns, "max_steps")
+
+
+def run_episode(generate: Generate, tokenizer: Any, messages: Sequence[dict], tools: ToolRegistry | Sequence[Tool],
+                *, max_steps: int = 4, max_new_tokens: int = 256, max_total_tokens: int = 2048,
+                chat_template: Any = None) -> Episode:
+    """Run one episode. `tokenizer` needs encode/decode/token_to_id and a chat template (or pass `chat_template`,
+    anything with `render(messages, tools=..., add_generation_prompt=True)`)."""
+    steps = episode_steps(tokenizer, messages, tools, max_steps=max_steps, max_new_tokens=max_new_tokens,
+                          max_total_tokens=max_total_tokens, chat_template=chat_template)
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(generate(*request))
+    except StopIteration as done:
+        return done.value
+
+
+def run_episodes(generate_batch: Callable[[list[tuple[list[int], int]]], list[Generation]],
+                 episodes: Sequence[EpisodeSteps], workers: int = 1) -> list[Episode]:
+    """Drive many `episode_steps` together: every round, the episodes still running each need one model turn, and
+    `generate_batch([(context_ids, max_new_tokens), ...])` answers them all at once (one batched engine call).
+    Between rounds each episode parses its turn and runs its tools; with `workers` > 1 episodes do that in a thread
+    pool (tools that wait on a subprocess, like the sandboxed python tool, then overlap). Returns the episodes in
+    order."""
+    results: list[Episode | None] = [None] * len(episodes)
+    pending: dict[int, tuple[list[int], int]] = {}
+
+    def advance(item: tuple[int, Generation | None]) -> tuple[int, Any, bool]:
+        i, gen = item
+        try:
+            return i, (next(episodes[i]) if gen is None else episodes[i].send(gen)), False
+        except StopIteration as done:
+            return i, done.value, True
+
+    def advance_all(items: list[tuple[int, Generation | None]]) -> None:
+        if workers > 1 and len(items) > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(advance, items))
+        else:
+            outcomes = [advance(item) for item in items]
+        for i, value, finished in outcomes:
+            if finished:
+                results[i] = value
+            else:
+                pending[i] = value
+
+    advance_all([(i, None) for i in range(len(episodes))])
+    while pending:
+        order = list(pending)
+        generations = generate_batch([pending[i] for i in order])
+        if len(generations) != len(order):
+            raise UsageError(f"generate_batch returned {len(generations)} generations for {len(order)} requests")
+        pending.clear()
+        advance_all(list(zip(order, generations)))
+    return results  # type: ignore[return-value]
 
 
 def scripted_generate(tokenizer: Any, texts: Sequence[str | Callable[[str], str]], *,

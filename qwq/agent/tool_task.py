@@ -98,6 +98,13 @@ class ToolArithmeticTask(Task):
                                  self._call(expression))
         return [first, _copy_turn]
 
+    def direct_turn(self, example: Example) -> str:
+        """A demonstration for the no-tool prompt (`messages(example, with_tools=False)`): the exact product stated
+        outright. Trained on these, the same model gives the no-tool baseline its best chance: it must produce the
+        8-10 digits itself."""
+        a, b = example.meta["a"], example.meta["b"]
+        return think_completion(f"{a} times {b} is {a * b}.", f"\\boxed{{{a * b}}}")
+
     def teacher(self, example: Example, rng: random.Random, slip_rate: float) -> str:
         raise NotImplementedError("tool_arith demonstrations are multi-turn: use teacher_turns() with run_episode()")
 

@@ -1,0 +1,347 @@
+"""Train a tiny model to use a tool, end to end, and measure whether the tool helps (`qwq agent train-tool`).
+
+    tokenizer   a byte-level BPE trained on the task's teacher episodes (prompts with and without tools, model turns,
+                tool responses), carrying QwQ's special tokens and chat template
+    cold start  SFT (qwq.rl.sft.train_sft) on teacher episodes of `tool_arith` run through `run_episode` with
+                `scripted_generate`: the tool really runs and only the teacher's tokens carry loss; the teacher slips
+                (skips the tool and guesses, or calls it with the wrong operation) at `slip_rate`. Direct-answer
+                demonstrations on the no-tool prompt train the same model for the baseline.
+    eval        greedy episodes on held-out problems, with the tool offered and without (same question)
+    GRPO        `steps` steps of tool-using episodes (qwq.agent.tool_rl), then eval again
+
+Outputs under `out`: tokenizer/, sft/ (metrics.jsonl, model/), grpo/metrics.jsonl, final/ (a model directory any
+`-m` consumer loads, e.g. `qwq agent -m out/final --tools python`), summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from qwq.agent.episode import Episode, run_episode, scripted_generate
+from qwq.agent.tool_rl import (EpisodeLimits, Sampling, UpdateSettings, build_batch, episode_stats, evaluate,
+                               policy_update, sample_groups)
+from qwq.agent.tool_task import ToolArithmeticTask
+from qwq.agent.tools import Tool
+from qwq.utils.atomic import atomic_write_text
+from qwq.utils.errors import UsageError
+
+STAGE = "tool_grpo"
+EVAL_SEED = 12345  # held-out problems are the same for every run seed
+
+
+@dataclass
+class ToolRLConfig:
+    seed: int = 0
+    threads: int = 2
+    tool: str = "python"  # python (the sandbox) | calculator
+    min_digits: int = 4
+    max_digits: int = 5
+    # tokenizer and model
+    vocab_size: int = 768
+    preset: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)
+    # cold start
+    sft_tool_examples: int = 1200
+    sft_direct_examples: int = 400
+    slip_rate: float = 0.5
+    sft_epochs: float = 2.0
+    sft_batch_size: int = 32
+    sft_lr: float = 3e-3
+    # GRPO
+    steps: int = 20
+    prompts_per_step: int = 8
+    group_size: int = 8
+    lr: float = 3e-4
+    loss: str = "dapo"
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    # episodes
+    max_turns: int = 3
+    max_new_tokens: int = 64
+    max_total_tokens: int = 192
+    eval_problems: int = 64
+    tool_workers: int = 4  # threads running tools between model turns (sandbox runs overlap)
+
+    def check(self) -> None:
+        positive = ("threads", "vocab_size", "sft_tool_examples", "sft_batch_size", "prompts_per_step", "max_turns",
+                    "max_new_tokens", "max_total_tokens", "eval_problems", "tool_workers")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+        if self.steps < 0 or self.sft_direct_examples < 0:
+            raise UsageError("steps and sft_direct_examples must be >= 0")
+        if self.group_size < 2:
+            raise UsageError(f"group_size must be >= 2, got {self.group_size}")
+        if self.tool not in ("python", "calculator"):
+            raise UsageError(f"tool must be python or calculator, got {self.tool!r}")
+        if not 0.0 <= self.slip_rate <= 1.0:
+            raise UsageError(f"slip_rate must be in [0, 1], got {self.slip_rate}")
+        if not (self.lr > 0 and self.sft_lr > 0 and self.sft_epochs > 0):
+            raise UsageError("lr, sft_lr and sft_epochs must be > 0")
+        UpdateSettings(loss=self.loss)  # validates the loss name
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ToolRLConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown tool-RL setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    @property
+    def limits(self) -> EpisodeLimits:
+        return EpisodeLimits(self.max_turns, self.max_new_tokens, self.max_total_tokens)
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict:
+    """`key=value` strings -> settings, each value read as JSON when it parses (numbers, booleans, objects) and as a
+    string otherwise; keys are checked against ToolRLConfig."""
+    known = {f.name for f in fields(ToolRLConfig)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got {pair!r}")
+        if key not in known:
+            raise UsageError(f"unknown tool-RL setting {key!r}; known: {', '.join(sorted(known))}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def cached_tools(tools: Sequence[Tool]) -> list[Tool]:
+    """The same tools, each answering a repeated call (same arguments) from memory: the teacher's episodes are run
+    twice (once to collect the tokenizer corpus, once with the trained tokenizer) but each tool call runs once."""
+    out = []
+    for t in tools:
+        memo: dict[str, Any] = {}
+
+        def fn(_fn=t.fn, _memo=memo, **arguments):
+            key = json.dumps(arguments, sort_keys=True)
+            if key not in _memo:
+                _memo[key] = _fn(**arguments)
+            return _memo[key]
+
+        out.append(Tool(t.name, t.description, t.parameters, fn))
+    return out
+
+
+def teacher_episodes(task: ToolArithmeticTask, tool_examples, direct_examples, tokenizer, template, tools,
+                     slip_rate: float, seed: int, limits: EpisodeLimits, workers: int) -> list[Episode]:
+    """Demonstration episodes: tool traces (with slips) on the tool prompt, direct answers on the no-tool prompt."""
+    rng = random.Random(f"{seed}/tool-teacher")
+    jobs = [(task.messages(ex), tools, task.teacher_turns(ex, rng, slip_rate)) for ex in tool_examples]
+    jobs += [(task.messages(ex, with_tools=False), [], [task.direct_turn(ex)]) for ex in direct_examples]
+
+    def run(job):
+        messages, job_tools, turns = job
+        return run_episode(scripted_generate(tokenizer, turns), tokenizer, messages, job_tools,
+                           max_steps=limits.max_turns, max_new_tokens=10_000, max_total_tokens=10_000,
+                           chat_template=template)
+
+    if workers <= 1:
+        return [run(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, jobs))
+
+
+def _build_tokenizer(task, tool_examples, direct_examples, tools, cfg: ToolRLConfig, out: Path):
+    """Run the teacher once with a byte-level tokenizer to get the episodes' exact text, train the BPE on it."""
+    from qwq.rl.modeling import train_tiny_tokenizer
+    from qwq.tokenizer import QWQ_ADDED_TOKENS
+    from qwq.tokenizer.chat import ChatTemplate
+
+    byte_level = train_tiny_tokenizer([""], 256 + len(QWQ_ADDED_TOKENS))
+    template = ChatTemplate.for_tokenizer(byte_level)
+    episodes = teacher_episodes(task, tool_examples, direct_examples, byte_level, template, tools, cfg.slip_rate,
+                                cfg.seed, cfg.limits, cfg.tool_workers)
+    texts = [byte_level.decode(ep.prompt_ids + ep.completion_ids, skip_special_tokens=False) for ep in episodes]
+    tokenizer = train_tiny_tokenizer(texts, cfg.vocab_size)
+    tokenizer.save(out / "tokenizer")
+    return tokenizer, ChatTemplate.for_tokenizer(tokenizer)
+
+
+def _draw(task, count: int, seed: int, step: int) -> list:
+    from qwq.rl.metrics import step_rng
+    from qwq.rl.rollout import TaskSlot, draw_examples
+
+    return [ex for _, ex in draw_examples([TaskSlot(task, 1.0, None)], count, step_rng(seed, STAGE, step, "prompts"))]
+
+
+def _evaluate_both(engine, tokenizer, template, task, examples, cfg: ToolRLConfig) -> dict:
+    started = time.perf_counter()
+    samples: dict[str, str] = {}
+
+    def keep(name):
+        return lambda eps: samples.setdefault(name, tokenizer.decode(eps[0].completion_ids, skip_special_tokens=False))
+
+    result = {"with_tool": evaluate(engine, tokenizer, template, task, examples, True, cfg.limits, cfg.tool_workers,
+                                    keep("with_tool")),
+              "without_tool": evaluate(engine, tokenizer, template, task, examples, False, cfg.limits,
+                                       cfg.tool_workers, keep("without_tool"))}
+    result["seconds"] = time.perf_counter() - started
+    result["sample"] = samples
+    return result
+
+
+def sft_on_episodes(model, items: Sequence, cfg: ToolRLConfig, pad_id: int, metrics_path: Path,
+                    vocab_limit: int | None = None) -> list[dict]:
+    """Cold-start SFT: token cross-entropy on the teacher's tokens (mask 1) only, AdamW with warmup + cosine
+    (qwq.rl.sft's optimizer and schedule), seeded batches; the forward runs each batch's shared prompt prefix once
+    (qwq.agent.shared_prefix), which is what makes this affordable on a CPU."""
+    import math
+
+    import torch
+
+    from qwq.agent.shared_prefix import shared_prefix_logprobs
+    from qwq.rl.metrics import MetricsLog
+    from qwq.rl.modeling import pad_batch
+    from qwq.rl.sft import lr_at, make_optimizer
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, cfg.sft_lr, 0.0)
+    per_epoch = math.ceil(len(items) / cfg.sft_batch_size)
+    total = max(1, math.ceil(cfg.sft_epochs * per_epoch))
+    warmup = min(50, total // 10)
+    log = MetricsLog(metrics_path)
+    log.restart([])
+    model.train()
+    started = time.perf_counter()
+    order: list[int] = []
+    for step in range(total):
+        epoch, offset = divmod(step, per_epoch)
+        if offset == 0:
+            order = list(range(len(items)))
+            random.Random(f"{cfg.seed}/tool-sft/{epoch}").shuffle(order)
+        chosen = [items[i] for i in order[offset * cfg.sft_batch_size:(offset + 1) * cfg.sft_batch_size]]
+        lr = lr_at(step, total, cfg.sft_lr, warmup, 0.1)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        ids, mask = pad_batch([it.ids for it in chosen], [it.mask for it in chosen], pad_id)
+        logp, shifted, _ = shared_prefix_logprobs(model, ids, mask, vocab_limit=vocab_limit)
+        count = shifted.sum().clamp(min=1.0)
+        loss = -(logp * shifted).sum() / count
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        log.write({"step": step + 1, "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),
+                   "tokens": int(count), "epoch": round(epoch + (offset + 1) / per_epoch, 4),
+                   "seconds": time.perf_counter() - started})
+    model.eval()
+    return log.records
+
+
+def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None] | None = None) -> dict:
+    """The whole run; returns the summary (also written to `out/summary.json`)."""
+    import torch
+
+    from qwq.rl.metrics import MetricsLog, set_threads, step_seed
+    from qwq.rl.modeling import make_engine, new_model, save_model_dir, tiny_config
+    from qwq.rl.sft import SFTItem, make_optimizer
+    from qwq.utils.seeding import seed_everything
+
+    cfg.check()
+    out = Path(out)
+    if (out / "summary.json").exists() or (out / STAGE / "metrics.jsonl").exists():
+        raise UsageError(f"{out} already holds a tool-RL run: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda message: None)
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    seconds: dict[str, float] = {}
+    started = clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 2)
+        clock = now
+
+    task = ToolArithmeticTask(cfg.min_digits, cfg.max_digits, tool=cfg.tool)
+    teacher_tools = cached_tools(task.tools())
+    tool_examples = task.examples("train", cfg.sft_tool_examples, cfg.seed)
+    direct_examples = task.examples("train", cfg.sft_direct_examples, cfg.seed + 1) if cfg.sft_direct_examples else []
+    heldout = task.examples("heldout", cfg.eval_problems, EVAL_SEED)
+    say(f"tokenizer: running {len(tool_examples) + len(direct_examples)} teacher episodes ({cfg.tool} tool)")
+    tokenizer, template = _build_tokenizer(task, tool_examples, direct_examples, teacher_tools, cfg, out)
+    lap("tokenizer")
+
+    episodes = teacher_episodes(task, tool_examples, direct_examples, tokenizer, template, teacher_tools,
+                                cfg.slip_rate, cfg.seed, cfg.limits, cfg.tool_workers)
+    items = [SFTItem(ep.prompt_ids + ep.completion_ids, [0] * len(ep.prompt_ids) + ep.loss_mask) for ep in episodes]
+    model_config = tiny_config(tokenizer, cfg.preset, cfg.model_overrides)
+    model = new_model(model_config, cfg.seed)
+    say(f"cold start: SFT on {len(items)} teacher episodes, {model_config.num_parameters():,} parameters")
+    sft_records = sft_on_episodes(model, items, cfg, tokenizer.pad_token_id, out / "sft" / "metrics.jsonl",
+                                  len(tokenizer))
+    save_model_dir(model, model_config, tokenizer, out / "sft" / "model")
+    lap("sft")
+
+    longest_prompt = max(len(ep.prompt_ids) for ep in episodes)
+    batch = cfg.prompts_per_step * cfg.group_size
+    engine = make_engine(model, tokenizer, model_config, template, max(batch, cfg.eval_problems),
+                         longest_prompt + cfg.max_total_tokens + cfg.max_new_tokens + 16)
+    before = _evaluate_both(engine, tokenizer, template, task, heldout, cfg)
+    say(f"before RL: accuracy with tool {before['with_tool']['accuracy']:.3f}, "
+        f"without {before['without_tool']['accuracy']:.3f}")
+    lap("eval_before")
+
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.lr, 0.0)
+    settings = UpdateSettings(cfg.loss, cfg.clip_low, cfg.clip_high, vocab_limit=len(tokenizer))
+    metrics = MetricsLog(out / STAGE / "metrics.jsonl")
+    metrics.restart([])
+    for step in range(cfg.steps):
+        t0 = time.perf_counter()
+        examples = _draw(task, cfg.prompts_per_step, cfg.seed, step)
+        groups = sample_groups(engine, tokenizer, template, task, examples, cfg.group_size, cfg.limits, Sampling(),
+                               seed=step_seed(cfg.seed, STAGE, step, "sampling"), tool_workers=cfg.tool_workers)
+        t1 = time.perf_counter()
+        flat = [ep for g in groups for ep in g.episodes]
+        rewards = [r for g in groups for r in g.rewards]
+        train_batch = build_batch(groups, tokenizer.pad_token_id)
+        stats = policy_update(model, optimizer, train_batch, settings) if train_batch is not None else {}
+        engine.weights_changed()
+        record = {"step": step + 1, "reward": statistics.fmean(rewards),
+                  **{k: v for k, v in episode_stats(flat, [r >= 1.0 for r in rewards]).items() if k != "n"},
+                  "zero_variance_fraction": statistics.fmean(float(not g.has_signal()) for g in groups),
+                  **stats, "rollout_s": t1 - t0, "train_s": time.perf_counter() - t1,
+                  "step_s": time.perf_counter() - t0}
+        metrics.write(record)
+        say(f"GRPO step {step + 1}/{cfg.steps}: reward {record['reward']:.3f}, tool use "
+            f"{record['tool_call_rate']:.2f}, {record['step_s']:.1f}s")
+    lap("grpo")
+
+    after = _evaluate_both(engine, tokenizer, template, task, heldout, cfg)
+    say(f"after RL: accuracy with tool {after['with_tool']['accuracy']:.3f}, "
+        f"without {after['without_tool']['accuracy']:.3f}")
+    lap("eval_after")
+    save_model_dir(model, model_config, tokenizer, out / "final")
+    summary = {
+        "task": task.name, "tool": cfg.tool, "config": asdict(cfg),
+        "parameters": model_config.num_parameters(), "vocab_size": len(tokenizer),
+        "sft": {"episodes": len(items), "steps": len(sft_records), "final_loss": sft_records[-1]["loss"],
+                "tool_episodes": len(tool_examples), "direct_episodes": len(direct_examples)},
+        "heldout_problems": len(heldout),
+        "before_rl": before, "after_rl": after,
+        "accuracy": {"with_tool": {"before_rl": before["with_tool"]["accuracy"],
+                                   "after_rl": after["with_tool"]["accuracy"]},
+                     "without_tool": {"before_rl": before["without_tool"]["accuracy"],
+                                      "after_rl": after["without_tool"]["accuracy"]}},
+        "tool_helps_after_rl": after["with_tool"]["accuracy"] > after["without_tool"]["accuracy"],
+        "seconds": {**seconds, "total": round(time.perf_counter() - started, 2)},
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
