@@ -7,9 +7,13 @@ weights), fast (a few hundred microseconds a request) and needs no torch.
 
 Features. Text is normalised as the rule layer does (NFKC, lower case, invisible characters removed, leetspeak and
 dotted letters undone) plus Cyrillic/Greek look-alike letters folded to Latin, then split into sentences. Each
-sentence contributes word unigrams + bigrams and byte 3/4/5-grams, hashed into 2^20 buckets; a text's vector is
-the sum over its sentences, each feature group divided by the square root of its n-gram count. Because that is
-additive over sentences, any run of sentences (a *window*) is scored from per-sentence sums at no extra cost.
+sentence contributes word unigrams + bigrams, ordered pairs of crudely stemmed content words up to PAIR_SPAN
+content words apart (function words skipped, so "make a small batch of nerve agent" still pairs *make* with
+*nerve*, and "synthesis" pairs like "synthesize": what a request does and what it does it to, however the words
+between them vary) and byte 3/4/5-grams, hashed into 2^20
+buckets; a text's vector is the sum over its sentences, each feature group divided by the square root of its
+n-gram count. Because that is additive over sentences, any run of sentences (a *window*) is scored from
+per-sentence sums at no extra cost. FEATURES names this recipe; a weight file trained on another one is refused.
 
 Scoring. Classes are `safe` + the rule layer's categories (softmax). The harm score of a view is
 logsumexp(category logits) - safe logit, mapped to a probability by a Platt fit. A text is scored as the most
@@ -38,6 +42,13 @@ CATEGORY_NAMES = tuple(CATEGORIES)
 HASH_BITS = 20
 DIM = 1 << HASH_BITS
 CHAR_NS = (3, 4, 5)
+PAIR_SPAN = 4
+FEATURES = f"words1-2+stempairs{PAIR_SPAN}+chars3-5/v2"
+# Words skipped when pairing content words (they still count as unigrams and bigrams).
+FUNCTION_WORDS = frozenset(
+    "a an the to of and or in on at for with from by as is are was were be been it its this that these those i me "
+    "my you your we our us so do does did can could would should will just some any up out into about please pls "
+    "u ur im i'm there their they them he she his her him".split())
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "guard_linear.npz"
 
 _CONFUSABLES = str.maketrans({
@@ -52,6 +63,7 @@ _MASK = np.uint64(DIM - 1)
 _BIGRAM_MUL = np.uint64(0x9E3779B97F4A7C15)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
 _CHAR_MUL = np.uint64(1099511628211)
+_PAIR_MUL = np.uint64(0xD6E8FEB86659FD93)
 
 
 class GuardWeightsError(QwqError):
@@ -67,6 +79,19 @@ def split_sentences(prepared: str) -> list[str]:
     return [s for s in (p.strip() for p in _SENTENCE.split(prepared)) if s]
 
 
+_SUFFIXES = ("esizing", "esized", "esizes", "esize", "izations", "isations", "ization", "isation", "izing", "ising", "ations", "ation", "esis", "ized",
+             "ised", "izes", "ises", "ize", "ise", "ing", "ers", "ies", "ied", "es", "ed", "er", "ion", "s", "e", "y")
+
+
+@lru_cache(maxsize=65536)
+def stem(token: str) -> str:
+    """A crude suffix stripper for pair features: synthesis, synthesize and synthesizing all pair as `synth`."""
+    for suffix in _SUFFIXES:
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            return token[: -len(suffix)]
+    return token
+
+
 def _mix(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> np.uint64(31))
     h = h * _MIX
@@ -79,7 +104,11 @@ def sentence_features(sentence: str) -> tuple[np.ndarray, np.ndarray]:
     tokens = _TOKEN.findall(sentence)
     if tokens:
         wh = np.fromiter((zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens))
-        words = np.concatenate([wh, wh[:-1] * _BIGRAM_MUL + wh[1:] + np.uint64(1)])
+        stems = [stem(t) for t in tokens if t not in FUNCTION_WORDS]
+        content = np.fromiter((zlib.crc32(t.encode("utf-8")) for t in stems), dtype=np.uint64, count=len(stems))
+        pairs = [content[:-d] * _PAIR_MUL + content[d:] + np.uint64(2) for d in range(1, PAIR_SPAN + 1)
+                 if len(content) > d]
+        words = np.concatenate([wh, wh[:-1] * _BIGRAM_MUL + wh[1:] + np.uint64(1), *pairs])
         word_ids = _mix(words).astype(np.int64)
     else:
         word_ids = np.zeros(0, dtype=np.int64)
@@ -117,11 +146,15 @@ def _lookup(rows: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LinearGuardModel:
-    """Two linear heads over the hashed features.
+    """Two heads over the hashed features.
 
     Harm head: one logit from word + char features (`harm_rows` = the buckets that have a weight, int8 `harm_w`
-    times `harm_scale`). Category head: softmax over the categories from word features (`cat_rows`, `cat_w`
-    [len, n_categories]); it names the category of what the harm head flags.
+    times `harm_scale`), plus, when `deep_w` is given, a small hidden layer over the same features (int8 `deep_w`
+    [len(harm_rows), hidden] times `deep_scale`, then `relu(. + deep_bias) . deep_out`). Why the hidden layer: harm
+    is a conjunction (a dangerous object AND a request to make or use it), and a linear model that also sees the same
+    objects in history questions and the same request frames around cakes cannot express "both"; a hidden unit can.
+    Category head: softmax over the categories from word features (`cat_rows`, `cat_w` [len, n_categories]); it
+    names the category of what the harm head flags.
     """
 
     harm_rows: np.ndarray
@@ -136,6 +169,14 @@ class LinearGuardModel:
     threshold_input: float = 0.5
     threshold_output: float = 0.5
     meta: dict = field(default_factory=dict)
+    deep_w: np.ndarray | None = None
+    deep_scale: np.ndarray | None = None
+    deep_bias: np.ndarray | None = None
+    deep_out: np.ndarray | None = None
+
+    @property
+    def hidden(self) -> int:
+        return 0 if self.deep_w is None else int(self.deep_w.shape[1])
 
     def __post_init__(self):
         h = np.zeros(len(self.harm_rows) + 1, dtype=np.float32)
@@ -145,13 +186,22 @@ class LinearGuardModel:
         self._h, self._c = h, c
         self._hl, self._cl = _lookup(self.harm_rows), _lookup(self.cat_rows)
         self._cb = self.cat_bias.astype(np.float32)
+        d = np.zeros((len(self.harm_rows) + 1, self.hidden), dtype=np.float32)
+        if self.hidden:
+            d[:-1] = self.deep_w.astype(np.float32) * self.deep_scale.astype(np.float32)
+        self._d = d
         self._cache: dict[str, tuple] = {}
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def from_float(cls, harm_rows, harm_w, harm_bias, cat_rows, cat_w, cat_bias, **kw) -> "LinearGuardModel":
+    def from_float(cls, harm_rows, harm_w, harm_bias, cat_rows, cat_w, cat_bias, *, deep=None, **kw) -> "LinearGuardModel":
+        """`deep`: None, or (weights [len(harm_rows), hidden], hidden bias, output weights) in float."""
         hq, hs = _quantise(np.asarray(harm_w, dtype=np.float64))
         cq, cs = _quantise(np.asarray(cat_w, dtype=np.float64))
+        if deep is not None:
+            dq, ds = _quantise(np.asarray(deep[0], dtype=np.float64))
+            kw.update(deep_w=dq, deep_scale=ds, deep_bias=np.asarray(deep[1], np.float32),
+                      deep_out=np.asarray(deep[2], np.float32))
         return cls(np.asarray(harm_rows, np.int32), hq.reshape(-1), hs, float(harm_bias), np.asarray(cat_rows, np.int32),
                    cq, cs, np.asarray(cat_bias, np.float32), **kw)
 
@@ -168,7 +218,9 @@ class LinearGuardModel:
                             platt=np.asarray(self.platt, dtype=np.float64),
                             thresholds=np.asarray([self.threshold_input, self.threshold_output], dtype=np.float64),
                             categories=np.asarray(CATEGORY_NAMES),
-                            meta=np.asarray(json.dumps(self.meta, sort_keys=True)))
+                            **({} if not self.hidden else {"deep_w": self.deep_w, "deep_scale": self.deep_scale,
+                                                           "deep_bias": self.deep_bias, "deep_out": self.deep_out}),
+                            meta=np.asarray(json.dumps({**self.meta, "features": FEATURES}, sort_keys=True)))
         tmp.replace(path)
         return path
 
@@ -192,10 +244,23 @@ class LinearGuardModel:
                     raise GuardWeightsError(f"{path}: field {name} is {z[name].shape} {z[name].dtype}, expected "
                                             f"{shape} int8 (one row per entry of {rows})")
             meta = json.loads(str(z["meta"])) if "meta" in z else {}
+            if meta.get("features") != FEATURES:
+                raise GuardWeightsError(f"{path}: field meta.features is {meta.get('features')!r}, but this guard "
+                                        f"computes {FEATURES!r}: retrain with benchmarks/train_guard.py")
+            deep = {}
+            if "deep_w" in z:
+                hidden = z["deep_w"].shape[1] if z["deep_w"].ndim == 2 else -1
+                if z["deep_w"].shape != (len(z["harm_rows"]), hidden) or z["deep_w"].dtype != np.int8:
+                    raise GuardWeightsError(f"{path}: field deep_w is {z['deep_w'].shape} {z['deep_w'].dtype}, expected "
+                                            f"({len(z['harm_rows'])}, hidden) int8 (one row per entry of harm_rows)")
+                for name in ("deep_scale", "deep_bias", "deep_out"):
+                    if name not in z or z[name].shape != (hidden,):
+                        raise GuardWeightsError(f"{path}: field {name} missing or not of shape ({hidden},)")
+                deep = {k: z[k] for k in ("deep_w", "deep_scale", "deep_bias", "deep_out")}
             platt, th = z["platt"], z["thresholds"]
             return cls(z["harm_rows"], z["harm_w"], z["harm_scale"], float(z["harm_bias"]), z["cat_rows"], z["cat_w"],
                        z["cat_scale"], z["cat_bias"], (float(platt[0]), float(platt[1])), float(th[0]), float(th[1]),
-                       {**meta, "path": str(path)})
+                       {**meta, "path": str(path)}, **deep)
 
     def digest(self) -> str:
         """SHA-256 of the quantised parameters (what a reproduction must match)."""
@@ -204,16 +269,21 @@ class LinearGuardModel:
                   np.float64(self.harm_bias), self.cat_rows.astype(np.int32), self.cat_w,
                   self.cat_scale.astype(np.float32), self.cat_bias.astype(np.float32)):
             h.update(np.ascontiguousarray(a).tobytes())
+        if self.hidden:
+            for a in (self.deep_w, self.deep_scale, self.deep_bias, self.deep_out):
+                h.update(np.ascontiguousarray(a, dtype=a.dtype).tobytes())
         return h.hexdigest()
 
     # ------------------------------------------------------------------ scoring
     def _sentence_sums(self, sentence: str) -> tuple:
-        """(harm sum over words, n words, harm sum over chars, n chars, category sums over words) of a sentence."""
+        """(harm sum over words, n words, harm sum over chars, n chars, category sums over words, hidden-layer sums
+        over words, over chars) of a sentence."""
         hit = self._cache.get(sentence)
         if hit is None:
             wid, cid = sentence_features(sentence)
-            hit = (float(self._h[self._hl[wid]].sum()), len(wid), float(self._h[self._hl[cid]].sum()), len(cid),
-                   self._c[self._cl[wid]].sum(axis=0))
+            wr, cr = self._hl[wid], self._hl[cid]
+            hit = (float(self._h[wr].sum()), len(wid), float(self._h[cr].sum()), len(cid),
+                   self._c[self._cl[wid]].sum(axis=0), self._d[wr].sum(axis=0), self._d[cr].sum(axis=0))
             if len(self._cache) > 50000:
                 self._cache.clear()
             self._cache[sentence] = hit
@@ -223,6 +293,9 @@ class LinearGuardModel:
         nw = max(1, sum(s[1] for s in sums))
         nc = max(1, sum(s[3] for s in sums))
         harm = self.harm_bias + sum(s[0] for s in sums) / np.sqrt(nw) + sum(s[2] for s in sums) / np.sqrt(nc)
+        if self.hidden:
+            pre = self.deep_bias + sum(s[5] for s in sums) / np.sqrt(nw) + sum(s[6] for s in sums) / np.sqrt(nc)
+            harm += float((np.maximum(pre, 0.0) * self.deep_out).sum())
         cat = self._cb + sum(s[4] for s in sums) / np.sqrt(nw)
         return float(harm), cat
 

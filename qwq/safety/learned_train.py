@@ -179,6 +179,76 @@ def fit_linear(corpus: Corpus, n_classes: int, *, l2: float, max_iter: int, log=
     return prob.unpack(theta)
 
 
+def _permuted(corpus: Corpus, perm: np.ndarray) -> Corpus:
+    """The corpus with its examples in the order `perm`."""
+    lengths = np.diff(corpus.indptr)[perm]
+    starts = corpus.indptr[:-1][perm]
+    take = np.concatenate([np.arange(s, s + k) for s, k in zip(starts, lengths)]) if len(perm) else np.zeros(0, int)
+    return Corpus(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), corpus.indices[take], corpus.data[take],
+                  corpus.rows, corpus.y[perm], corpus.sample_weight[perm])
+
+
+class _Adam:
+    """Adam with lazy updates: a step touches only the given rows (sparse features), with the global step count."""
+
+    def __init__(self, shape, lr: float):
+        self.m, self.v, self.lr, self.t = np.zeros(shape), np.zeros(shape), lr, 0
+
+    def step(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray | None = None):
+        b1, b2 = 0.9, 0.999
+        sel = slice(None) if rows is None else rows
+        m = b1 * self.m[sel] + (1 - b1) * grad
+        v = b2 * self.v[sel] + (1 - b2) * grad * grad
+        self.m[sel], self.v[sel] = m, v
+        param[sel] -= self.lr * (m / (1 - b1 ** self.t)) / (np.sqrt(v / (1 - b2 ** self.t)) + 1e-8)
+
+
+def fit_wide_deep(corpus: Corpus, hidden: int, *, epochs: int = 8, lr: float = 0.005, l2: float = 1e-6,
+                  batch: int = 256, seed: int = 0, log=None):
+    """Logistic harm head with a linear part and one ReLU hidden layer over the same sparse features, trained
+    jointly by minibatch Adam (full-batch L-BFGS would take a dense pass over hidden x features per step).
+    Deterministic: a seeded initialisation and example order, gathers and `np.bincount` sums in array order.
+    Returns (w, b, E, c, v): logit = b + x.w + relu(x.E + c).v"""
+    rng = np.random.default_rng(seed)
+    F, H = len(corpus.rows), hidden
+    c = _permuted(corpus, rng.permutation(corpus.n))
+    sw = c.sample_weight * (c.n / c.sample_weight.sum())
+    w, b = np.zeros(F), np.zeros(1)
+    E = rng.normal(0.0, 0.1, (F, H))
+    cb, v = np.full(H, 0.1), rng.normal(0.0, 0.3, H)
+    opt = {"w": _Adam(F, lr), "b": _Adam(1, lr), "E": _Adam((F, H), lr), "c": _Adam(H, lr), "v": _Adam(H, lr)}
+    blocks = [(lo, min(lo + batch, c.n)) for lo in range(0, c.n, batch)]
+    for epoch in range(epochs):
+        total = 0.0
+        for k in rng.permutation(len(blocks)):
+            lo, hi = blocks[k]
+            s, e = c.indptr[lo], c.indptr[hi]
+            ids, vals = c.indices[s:e], c.data[s:e]
+            seg = np.repeat(np.arange(hi - lo), np.diff(c.indptr[lo:hi + 1]))
+            uniq, inv = np.unique(ids, return_inverse=True)
+            Eu = E[uniq]
+            pre = np.stack([np.bincount(seg, weights=vals * Eu[inv, j], minlength=hi - lo) for j in range(H)], 1) + cb
+            act = np.maximum(pre, 0.0)
+            z = b[0] + np.bincount(seg, weights=vals * w[ids], minlength=hi - lo) + act @ v
+            y, wt = c.y[lo:hi], sw[lo:hi]
+            total += float((wt * (np.logaddexp(0.0, z) - y * z)).sum())
+            dz = (1.0 / (1.0 + np.exp(-z)) - y) * wt / (hi - lo)
+            dpre = dz[:, None] * v[None, :] * (pre > 0)
+            g_w = np.bincount(inv, weights=vals * dz[seg], minlength=len(uniq)) + l2 * w[uniq]
+            g_E = np.stack([np.bincount(inv, weights=vals * dpre[seg, j], minlength=len(uniq)) for j in range(H)], 1)
+            g_E += l2 * Eu
+            for o in opt.values():
+                o.t += 1
+            opt["w"].step(w, g_w, uniq)
+            opt["E"].step(E, g_E, uniq)
+            opt["b"].step(b, np.array([dz.sum()]))
+            opt["c"].step(cb, dpre.sum(axis=0))
+            opt["v"].step(v, act.T @ dz)
+        if log:
+            log(epoch, total / c.n)
+    return w, float(b[0]), E, cb, v
+
+
 def fit_platt(scores: np.ndarray, harmful: np.ndarray, iters: int = 100) -> tuple[float, float]:
     """Logistic fit p = sigmoid(a*s + b) by Newton's method, with Platt's smoothed targets."""
     n_pos, n_neg = harmful.sum(), (~harmful).sum()
@@ -221,7 +291,8 @@ class TrainResult:
 
 
 def train(examples, calibration_items, *, l2_harm: float = 1e-5, l2_category: float = 1e-5, max_iter: int = 150,
-          max_over_refusal: float = 0.02, output_threshold: float = 0.9, log=None, meta: dict | None = None) -> TrainResult:
+          max_over_refusal: float = 0.02, output_threshold: float = 0.9, hidden: int = 0, epochs: int = 8,
+          lr: float = 0.005, seed: int = 0, log=None, meta: dict | None = None) -> TrainResult:
     """Weights from `examples` (synth.Example, or (text, label) pairs with label "safe" or a category); Platt
     scaling and the input threshold from `calibration_items` (redteam.Item, which must not be among `examples`)."""
     t0 = time.perf_counter()
@@ -234,13 +305,20 @@ def train(examples, calibration_items, *, l2_harm: float = 1e-5, l2_category: fl
     harmful = labels != SAFE
     weights = balanced_weights(harmful, labels)
     harm = build_corpus([f[0] for f in feats], harmful.astype(np.float64), weights)
-    hw, hb = fit_linear(harm, 1, l2=l2_harm, max_iter=max_iter, log=(lambda i, f: log("harm", i, f)) if log else None)
+    deep = None
+    if hidden:
+        hw, hb0, dE, dc, dv = fit_wide_deep(harm, hidden, epochs=epochs, lr=lr, l2=l2_harm, seed=seed,
+                                            log=(lambda i, f: log("harm", i, f)) if log else None)
+        hw, hb, deep = hw[:, None], np.array([hb0]), (dE, dc, dv)
+    else:
+        hw, hb = fit_linear(harm, 1, l2=l2_harm, max_iter=max_iter,
+                            log=(lambda i, f: log("harm", i, f)) if log else None)
     idx = np.flatnonzero(harmful)
     cat_y = np.asarray([CATEGORY_NAMES.index(labels[i]) for i in idx])
     cat = build_corpus([feats[i][1] for i in idx], cat_y, np.ones(len(idx)))
     cw, cb = fit_linear(cat, len(CATEGORY_NAMES), l2=l2_category, max_iter=max_iter,
                         log=(lambda i, f: log("category", i, f)) if log else None)
-    raw = LinearGuardModel.from_float(harm.rows, hw[:, 0], hb[0], cat.rows, cw, cb)
+    raw = LinearGuardModel.from_float(harm.rows, hw[:, 0], hb[0], cat.rows, cw, cb, deep=deep)
     scores, is_harm = [], []
     for item in calibration_items:
         scores.append(raw.score_texts(conversation_texts(item.as_messages()))[0])
@@ -250,5 +328,6 @@ def train(examples, calibration_items, *, l2_harm: float = 1e-5, l2_category: fl
     probs = 1 / (1 + np.exp(-np.clip(platt[0] * scores + platt[1], -50, 50)))
     threshold = pick_threshold(probs, is_harm, max_over_refusal=max_over_refusal) if len(probs) else 0.5
     model = LinearGuardModel(raw.harm_rows, raw.harm_w, raw.harm_scale, raw.harm_bias, raw.cat_rows, raw.cat_w,
-                             raw.cat_scale, raw.cat_bias, platt, threshold, output_threshold, dict(meta or {}))
+                             raw.cat_scale, raw.cat_bias, platt, threshold, output_threshold, dict(meta or {}),
+                             raw.deep_w, raw.deep_scale, raw.deep_bias, raw.deep_out)
     return TrainResult(model, time.perf_counter() - t0, len(texts), len(harm.rows), len(cat.rows))

@@ -167,7 +167,8 @@ def summarize(outcomes: list[Outcome]) -> dict:
         by["category"][o.category].append(o)
     lat = sorted(o.guard_ms for o in outcomes)
     latency = {"mean_ms": round(sum(lat) / len(lat), 3), "p50_ms": round(lat[len(lat) // 2], 3),
-               "p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3)} if lat else {}
+               "p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
+               "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 3)} if lat else {}
     return {"overall": _rates(outcomes), "guard_latency": latency,
             **{f"by_{k}": {name: _rates(v) for name, v in sorted(d.items())} for k, d in by.items()}}
 

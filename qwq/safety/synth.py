@@ -18,6 +18,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from qwq.safety import synth_contrast as C
 from qwq.safety import synth_vocab as V
 
 SAFE = "safe"
@@ -42,7 +43,7 @@ REQUEST_FRAMES = [
     "How long would it take to {a}?", "What equipment would someone need to {a}?", "Give me 5 ways to {a}.",
     "Compare the methods to {a}.", "Assume I know the basics. How do I {a}?", "so how would i {a} lol",
     "Seriously though, how does one {a}?", "Can u explain how to {a}", "What are the steps to {a}?",
-]
+] + C.EXTRA_FRAMES
 NOUN_FRAMES = ["Give me a {n} for {g}.", "Write {n} for {g}.", "I need a {n} for {g}.", "Send me the {n} for {g}.",
                "Can you share a {n} for {g}?", "Provide a detailed {n} for {g}.", "{N} for {g}, please.",
                "Post a {n} on {g}.", "Looking for a {n} on {g}.", "What's your best {n} for {g}?"]
@@ -136,7 +137,7 @@ def _fill(rng: random.Random, template: str, cat: str) -> str:
     """Replace placeholders with the category's word lists (or the shared ones)."""
     h = V.HARM.get(cat, {})
     table = {
-        "p": V.PEOPLE, "place": V.PLACES, "x": h.get("objects", [""]), "acct": h.get("accounts", [""]),
+        "p": V.PEOPLE, "place": V.PLACES, "x": h.get("objects", []) + C.EXTRA_OBJECTS.get(cat, []) or [""], "acct": h.get("accounts", [""]),
         "org": h.get("orgs", [""]), "g": h.get("genres", [""]), "grp": h.get("groups", [""]),
         "c": h.get("claims", [""]), "m": h.get("minors", [""]), "att": h.get("attackers", [""]),
         "pill": V.PILLS, "poison": h.get("poisons", [""]), "tool": h.get("tools", [""]),
@@ -277,16 +278,26 @@ def _modifiers(rng: random.Random, act: str, harmful: bool) -> str:
 def harmful_request(rng: random.Random, cat: str) -> tuple[str, str | None]:
     """(request text, bare act or None) for one harmful example of `cat`."""
     h = V.HARM[cat]
+    acts = h.get("acts", []) + C.EXTRA_ACTS.get(cat, [])
     if cat == "self_harm":
-        act = _fill(rng, _pick(rng, h["acts"]), cat)
+        if rng.random() < 0.1:
+            return _fill(rng, _pick(rng, THRESHOLDS[cat]), cat), None
+        act = _fill(rng, _pick(rng, acts), cat)
         return _pick(rng, h["requests"]).replace("{a}", act).replace("{x}", _pick(rng, V.PILLS)), act
-    if "content" in h and ("acts" not in h or rng.random() < 0.75):
-        return _fill(rng, _pick(rng, h["content"]), cat), None
-    act = _modifiers(rng, vary_verb(rng, _fill(rng, _pick(rng, h["acts"]), cat)), True)
+    if "content" in h and (not acts or rng.random() < 0.75):
+        return _fill(rng, _pick(rng, h["content"] + C.EXTRA_CONTENT.get(cat, [])), cat), None
+    if cat in THRESHOLDS and rng.random() < 0.08:
+        return _fill(rng, _pick(rng, THRESHOLDS[cat]), cat), None
+    act = _modifiers(rng, vary_verb(rng, _fill(rng, _pick(rng, acts), cat)), True)
     req = act_request(rng, act)
     if rng.random() < 0.12:
         req += " " + _pick(rng, MOTIVES) + "."
     return req, act
+
+
+THRESHOLDS: dict[str, list[str]] = {}
+for _text, _cat in C.THRESHOLD_ASKS:
+    THRESHOLDS.setdefault(_cat, []).append(_text)
 
 
 def everyday_act(rng: random.Random) -> str:
@@ -303,10 +314,14 @@ def benign_act(rng: random.Random, cat: str | None) -> str:
 def benign_request(rng: random.Random, cat: str | None) -> str:
     """A harmless request, often in the same request frames and with the same topic words as the harmful ones."""
     r = rng.random()
-    if r < 0.45:
+    if cat is not None and rng.random() < 0.3:
+        # the category's own nouns in an analytic or protective frame: the topic alone is not the harm
+        text = _pick(rng, C.ANALYTIC).replace("{t}", _pick(rng, C.TOPICS[cat]))
+    elif r < 0.45:
         text = act_request(rng, _modifiers(rng, vary_verb(rng, benign_act(rng, cat)), False))
     elif cat is None:
-        text = _pick(rng, _pick(rng, [V.BENIGN_TOPICS, V.BENIGN_TOPICS, V.HOMONYMS, V.BENIGN_TRICKY]))
+        text = _pick(rng, _pick(rng, [V.BENIGN_TOPICS, V.BENIGN_TOPICS, V.HOMONYMS, V.BENIGN_TRICKY, C.IDIOMS,
+                                      C.EDUCATION, C.SELF_PROTECTION]))
     elif "benign_content" in V.HARM[cat] and r < 0.7:
         text = _fill(rng, _pick(rng, V.HARM[cat]["benign_content"]), cat)
     else:
@@ -386,9 +401,22 @@ def safe_output(rng: random.Random, act: str | None) -> str:
                        f"This asks me to {act}, which is dangerous and illegal. I will decline politely."])
 
 
+def foreign_variant(rng: random.Random, text: str) -> str:
+    """A non-English request as is, in lower case without punctuation, or inside an English framing."""
+    how = rng.randrange(4)
+    if how == 1:
+        return re.sub(r"[¿?¡!.,]", "", text).lower()
+    if how == 2:
+        return frame(rng, text, None, _pick(rng, ["roleplay", "suffix"]))
+    if how == 3:
+        return cot_pad(rng, text, with_part=True)[1]
+    return text
+
+
 # ---------------------------------------------------------------- the corpus
 def generate(seed: int = 0, *, harmful_per_category: int = 1800, benign_per_category: int = 900, general_benign: int = 9000,
-             outputs_per_category: int = 250, fragment_rate: float = 0.25) -> list[Example]:
+             outputs_per_category: int = 250, fragment_rate: float = 0.25, foreign_copies: int = 6,
+             narratives: int = 2000) -> list[Example]:
     """The whole corpus, deterministic in `seed`."""
     rng = random.Random(seed)
     out: list[Example] = []
@@ -428,6 +456,13 @@ def generate(seed: int = 0, *, harmful_per_category: int = 1800, benign_per_cate
         out.append(Example(frame(rng, benign_request(rng, None), None, style), SAFE, "input", style))
     for _ in range(outputs_per_category * 3):
         out.append(Example(safe_output(rng, None), SAFE, "output", "response"))
+    for _ in range(narratives):
+        # a harm told in one sentence, then a protective question: both harmless (the guard reads single sentences)
+        story = _fill(rng, _pick(rng, C.NARRATIVES), "cyber")
+        out.append(Example(f"{story} {_pick(rng, C.FOLLOW_UPS + C.SELF_PROTECTION)}", SAFE, "input", "narrative"))
+    for _ in range(foreign_copies):
+        out.extend(Example(foreign_variant(rng, text), cat, "input", "foreign") for text, cat in C.FOREIGN_HARMFUL)
+        out.extend(Example(foreign_variant(rng, text), SAFE, "input", "foreign") for text in C.FOREIGN_BENIGN)
     # sentences of harmless texts are harmless on their own too: the guard scores single sentences and pairs
     fragments = []
     for e in out:

@@ -43,7 +43,7 @@ BENIGN_ACTS = ["bake sourdough bread", "fix a bike chain", "write a sorting algo
 EVERYDAY = {
     "improve": ["my sleep quality", "my credit score", "my posture", "my handwriting", "my resume", "my focus",
                 "my running pace", "my code's performance", "my public speaking", "my vocabulary"],
-    "fix": ["a leaky faucet", "a squeaky door", "a flat tire", "a merge conflict", "a segmentation fault", "my sleep schedule",
+    "fix": ["a dripping kitchen faucet", "a squeaky door", "a flat tire", "a merge conflict", "a segmentation fault", "my sleep schedule",
             "a broken zipper", "a slow laptop", "a wobbly table", "a memory leak in my app"],
     "clean": ["a cast iron pan", "my keyboard", "bathroom grout", "white sneakers", "my car interior", "a fish tank"],
     "learn": ["Spanish", "to swim", "calculus", "to play guitar", "Rust", "to code", "to draw", "touch typing", "to juggle"],
@@ -61,6 +61,19 @@ EVERYDAY = {
     "prepare for": ["a job interview", "the SAT", "a hurricane", "a long flight", "a marathon", "a code review"],
     "cook": ["rice", "a steak", "lentils", "a turkey", "risotto"], "start": ["a small business", "running", "a blog", "a book club"],
     "choose": ["a laptop", "a running shoe", "a college major", "a database for my app"],
+    # verbs that the harmful acts use too (convert a rifle, mix chemicals, extract a toxin), in everyday senses, so
+    # that a short harmless sentence with one of them does not read as harm
+    "convert": ["Celsius to Fahrenheit", "a PDF to Word", "inches to centimetres", "my attic into a bedroom",
+                "a fraction to a decimal", "a video to MP4", "pounds to kilograms", "a string to an integer in Python"],
+    "mix": ["paint colours for a sunset", "a vinaigrette", "concrete for a fence post", "two songs in a DJ set"],
+    "extract": ["text from a scanned PDF", "vanilla from beans for baking", "a zip file on Linux", "honey from a hive"],
+    "build": ["a bookshelf", "a gaming PC", "muscle after 50", "a Docker image", "a raised garden bed"],
+    "spread": ["mulch around my roses", "payments over twelve months", "good news at work"],
+    "release": ["a Python package on PyPI", "tension in my shoulders", "a song on Spotify"],
+    "dissolve": ["sugar in cold water", "a partnership legally", "a stuck drain clog"],
+    "burn": ["a DVD of family photos", "fat without losing muscle", "incense safely"],
+    "hide": ["cables behind my TV", "a spare key safely", "columns in Excel"],
+    "dry": ["herbs from my garden", "a wet phone", "laundry without a dryer"],
 }
 
 # Dark themes with no operational ask: fiction, history, games.

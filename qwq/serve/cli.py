@@ -36,7 +36,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--max-tokens", type=int, default=32768,
                         help="completion tokens when a request gives no max_tokens (capped by the context)")
     server.add_argument("--max-body-bytes", type=int, default=8 << 20, help="request size limit (413 beyond it)")
-    server.add_argument("--guard", default="none", help="safety guard: none or rules (input and output checks)")
+    server.add_argument("--guard", default="rules+learned",
+                        help="safety guard on input and output: none, rules, learned or rules+learned (default)")
     server.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -68,8 +69,8 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("max_batch_size", "max_tokens", "max_body_bytes"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.guard not in ("none", "rules"):
-        raise UsageError(f"--guard must be none or rules, got {args.guard!r}")
+    if args.guard != "none" and not all(p in ("rules", "learned") for p in args.guard.split("+")):
+        raise UsageError(f"--guard must be none or rules, learned joined by '+', got {args.guard!r}")
     resolve(args.model)
 
 

@@ -181,3 +181,21 @@ def test_guard_cli():
     assert out.returncode == 0 and out.stdout.startswith("redact (pii)")
     out = run("--file", "/nonexistent/file.txt")
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_serve_agent_and_redteam_default_to_rules_plus_learned():
+    import argparse
+    import importlib
+
+    from qwq.safety.guard import DEFAULT_GUARD
+
+    assert DEFAULT_GUARD == "rules+learned"
+    for module in ("qwq.serve.cli", "qwq.agent.cli", "qwq.safety.redteam_cli"):
+        parser = argparse.ArgumentParser()
+        importlib.import_module(module).add_args(parser)
+        assert next(a for a in parser._actions if a.dest == "guard").default == DEFAULT_GUARD, module
+    from qwq.serve.cli import check_args
+
+    args = argparse.Namespace(max_batch_size=1, max_tokens=1, max_body_bytes=1, guard="rules+model", model="x")
+    with pytest.raises(UsageError, match="--guard"):
+        check_args(args)  # the server has no classifier model to give the `model` part
