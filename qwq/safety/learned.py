@@ -79,7 +79,8 @@ def split_sentences(prepared: str) -> list[str]:
     return [s for s in (p.strip() for p in _SENTENCE.split(prepared)) if s]
 
 
-_SUFFIXES = ("esizing", "esized", "esizes", "esize", "izations", "isations", "ization", "isation", "izing", "ising", "ations", "ation", "esis", "ized",
+_SUFFIXES = ("esizing", "esized", "esizes", "esize", "izations", "isations", "ization", "isation", "izing", "ising",
+             "ations", "ation", "esis", "ized",
              "ised", "izes", "ises", "ize", "ise", "ing", "ers", "ies", "ied", "es", "ed", "er", "ion", "s", "e", "y")
 
 
