@@ -160,7 +160,7 @@ class GRPOTrainer:
             loss_total, entropy_sum = 0.0, 0.0
             low = high = kl = 0.0
             for k, rows in enumerate(chunks):
-                with autocast_context("on" if self.run.autocast == "on" else "off"):
+                with autocast_context(self.run.autocast):
                     logp, mask, entropy = continuation_logprobs(self.model, batch.ids[rows], batch.mask[rows],
                                                                 with_entropy=True)
                 old_logp = old[k] if old is not None else logp.detach()
