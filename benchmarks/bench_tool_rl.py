@@ -40,12 +40,14 @@ def run(out: Path, seed: int, args) -> dict:
 
 
 def table(summary: dict) -> str:
-    acc, seconds = summary["accuracy"], summary["seconds"]
-    rows = [f"{'accuracy':14} {'before RL':>10} {'after RL':>10}"]
+    acc, greedy, seconds = summary["accuracy"], summary["greedy_accuracy"], summary["seconds"]
+    rows = [f"{'accuracy':22} {'before RL':>10} {'after RL':>10}"]
     for mode in MODES:
-        rows.append(f"{mode.replace('_', ' '):14} {acc[mode]['before_rl']:10.3f} {acc[mode]['after_rl']:10.3f}")
+        name = mode.replace("_", " ")
+        rows.append(f"{name + ' (sampled)':22} {acc[mode]['before_rl']:10.3f} {acc[mode]['after_rl']:10.3f}")
+        rows.append(f"{name + ' (greedy)':22} {greedy[mode]['before_rl']:10.3f} {greedy[mode]['after_rl']:10.3f}")
     tool_use = [summary[stage]["with_tool"]["tool_call_rate"] for stage in ("before_rl", "after_rl")]
-    rows.append(f"{'tool-call rate':14} {tool_use[0]:10.3f} {tool_use[1]:10.3f}")
+    rows.append(f"{'tool-call rate':22} {tool_use[0]:10.3f} {tool_use[1]:10.3f}")
     rows.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return "\n".join(rows)
 
@@ -81,7 +83,7 @@ def main() -> int:
         for mode in MODES:
             values = {stage: statistics.fmean(s["accuracy"][mode][stage] for s in summaries)
                       for stage in ("before_rl", "after_rl")}
-            print(f"{mode.replace('_', ' '):14} {values['before_rl']:10.3f} {values['after_rl']:10.3f}")
+            print(f"{mode.replace('_', ' ') + ' (sampled)':22} {values['before_rl']:10.3f} {values['after_rl']:10.3f}")
     helped = sum(s["tool_helps_after_rl"] for s in summaries)
     print(f"with tool > without tool after RL: {helped} of {len(summaries)} runs")
     return 0

@@ -102,11 +102,13 @@ def train_tool_main(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        acc = summary["accuracy"]
-        print(f"held-out accuracy on {summary['heldout_problems']} problems ({summary['tool']} tool):")
-        print(f"  {'':14} {'before RL':>10} {'after RL':>10}")
+        acc, greedy = summary["accuracy"], summary["greedy_accuracy"]
+        print(f"held-out accuracy on {summary['heldout_problems']} problems ({summary['tool']} tool), sampled "
+              f"(greedy):")
+        print(f"  {'':14} {'before RL':>16} {'after RL':>16}")
         for mode in ("with_tool", "without_tool"):
-            print(f"  {mode.replace('_', ' '):14} {acc[mode]['before_rl']:10.3f} {acc[mode]['after_rl']:10.3f}")
+            cells = [f"{acc[mode][k]:.3f} ({greedy[mode][k]:.3f})" for k in ("before_rl", "after_rl")]
+            print(f"  {mode.replace('_', ' '):14} {cells[0]:>16} {cells[1]:>16}")
         print(f"summary: {args.out}/summary.json ({summary['seconds']['total']:.0f} s)")
     return 0
 

@@ -210,13 +210,14 @@ def episode_stats(episodes: Sequence[Episode], correct: Sequence[bool]) -> dict:
 
 
 def evaluate(engine: Any, tokenizer: Any, template: Any, task: Any, examples: Sequence[Example], with_tools: bool,
-             limits: EpisodeLimits, tool_workers: int = 1,
-             on_episodes: Callable[[list[Episode]], None] | None = None) -> dict:
-    """Greedy episodes on `examples`: with the task's tools offered, or with the same question and no tools."""
-    jobs = [(task.messages(ex, with_tools=with_tools), task.tools() if with_tools else []) for ex in examples]
-    episodes = play(engine, tokenizer, template, jobs, limits, Sampling(temperature=0.0), 0, tool_workers)
-    rewards = task.reward([ep.final_text for ep in episodes], list(examples))
+             limits: EpisodeLimits, sampling: Sampling = Sampling(temperature=0.0), samples: int = 1, seed: int = 0,
+             tool_workers: int = 1, on_episodes: Callable[[list[Episode]], None] | None = None) -> dict:
+    """`samples` episodes per example (greedy by default): with the task's tools offered, or with the same question
+    and no tools. Accuracy is the mean over all episodes (pass@1 averaged over the samples)."""
+    repeated = [ex for ex in examples for _ in range(samples)]
+    jobs = [(task.messages(ex, with_tools=with_tools), task.tools() if with_tools else []) for ex in repeated]
+    episodes = play(engine, tokenizer, template, jobs, limits, sampling, seed, tool_workers)
+    rewards = task.reward([ep.final_text for ep in episodes], repeated)
     if on_episodes is not None:
         on_episodes(episodes)
     return episode_stats(episodes, [r is not None and r >= 1.0 for r in rewards])
-

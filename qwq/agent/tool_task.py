@@ -1,10 +1,10 @@
 """`tool_arith`: a tiny-preset RL task that needs the python tool to be solved.
 
-Multiply two 4-5 digit numbers exactly. A few-million-parameter model cannot do that in its head (the answer has
-8-10 digits and one wrong digit scores 0), but it can learn a short, fixed habit: call the python tool with
-`print(a * b)` and copy the printed number into `\\boxed{}`. So accuracy with the tool offered should rise far above
-accuracy without it, which is what the RL run measures (`messages(example, with_tools=False)` gives the baseline
-prompt, same question, no tools).
+Multiply two 4-5 digit numbers exactly (digits and a lower bound `min_operand` are options). A few-million-parameter
+model cannot do that in its head (the answer has 8-10 digits and one wrong digit scores 0), but it can learn a
+short, fixed habit: call the python tool with `print(a * b)` and copy the printed number into `\\boxed{}`. So
+accuracy with the tool offered should rise far above accuracy without it, which is what the RL run measures: the
+baseline is the same question with no tools passed (QwQ's template then writes no tools section).
 
 Reward: 1.0 when the last `\\boxed{}` of the final answer holds the exact integer, else 0.0 (always scorable).
 The teacher writes the intended two-turn trace (call, then copy), with a probability `slip_rate` of a plausible
@@ -44,29 +44,32 @@ class ToolArithmeticTask(Task):
     kind = "math"
 
     def __init__(self, min_digits: int = 4, max_digits: int = 5, tool: str = "python", heldout_fraction: float = 0.2,
-                 sandbox_client: Any = None):
+                 sandbox_client: Any = None, min_operand: int = 0):
         if not 1 <= min_digits <= max_digits <= 12:
             raise ValueError(f"digits must satisfy 1 <= min_digits <= max_digits <= 12, got {min_digits}, {max_digits}")
         if tool not in ("python", "calculator"):
             raise ValueError(f"tool must be 'python' or 'calculator', got {tool!r}")
+        if min_operand > 10 ** max_digits - 1:
+            raise ValueError(f"min_operand {min_operand} has more than max_digits={max_digits} digits")
         self.min_digits, self.max_digits, self.tool = min_digits, max_digits, tool
+        self.min_operand = min_operand  # e.g. 5 digits from 31623: every product has exactly 10 digits
         self.heldout_fraction = heldout_fraction
         self.sandbox_client = sandbox_client
 
     def _number(self, rng: random.Random) -> int:
-        d = rng.randint(self.min_digits, self.max_digits)
-        return rng.randint(10 ** (d - 1), 10 ** d - 1)
+        low_digits = max(self.min_digits, len(str(max(1, self.min_operand))))
+        d = rng.randint(low_digits, self.max_digits)
+        return rng.randint(max(10 ** (d - 1), self.min_operand), 10 ** d - 1)
 
     def generate(self, rng: random.Random) -> Example:
         a, b = self._number(rng), self._number(rng)
-        question = f"Compute {a} * {b} exactly. You may use the {self.tool} tool.\n{MATH_INSTRUCTION}"
+        question = f"Compute {a} * {b} exactly.\n{MATH_INSTRUCTION}"
         return Example(self.name, f"{a}*{b}", question, {"answer": str(a * b)}, {"a": a, "b": b})
 
     def messages(self, example: Example, with_tools: bool = True) -> list[dict]:
-        if with_tools:
-            return [{"role": "user", "content": example.question}]
-        a, b = example.meta["a"], example.meta["b"]
-        return [{"role": "user", "content": f"Compute {a} * {b} exactly.\n{MATH_INSTRUCTION}"}]
+        """The user turn: the same question with or without tools; whether the tool is offered is decided only by
+        the tool list passed with it (the system turn QwQ's template writes from `tools()`)."""
+        return [{"role": "user", "content": example.question}]
 
     def tools(self) -> list[Tool]:
         if self.tool == "calculator":
@@ -92,7 +95,7 @@ class ToolArithmeticTask(Task):
         slip = rng.random() < slip_rate
         if slip and rng.random() < 0.5:  # skip the tool and guess
             guess = a * b + rng.choice([-1, 1]) * rng.randint(1, 9) * 10 ** rng.randint(0, 3)
-            return [think_completion(f"{a} times {b} is about {guess}.", f"\\boxed{{{guess}}}")]
+            return [think_completion(f"Multiplying {a} by {b} in my head gives about {guess}.", f"\\boxed{{{guess}}}")]
         expression = f"{a} + {b}" if slip else f"{a} * {b}"
         first = think_completion(f"Multiplying {a} by {b} by hand is error-prone. I will use the {self.tool} tool.",
                                  self._call(expression))
@@ -100,10 +103,10 @@ class ToolArithmeticTask(Task):
 
     def direct_turn(self, example: Example) -> str:
         """A demonstration for the no-tool prompt (`messages(example, with_tools=False)`): the exact product stated
-        outright. Trained on these, the same model gives the no-tool baseline its best chance: it must produce the
-        8-10 digits itself."""
+        outright, in the same frame as the tool traces ("Multiplying a by b ..."). Trained on these, the same model
+        gives the no-tool baseline its best chance: it must produce the product's digits itself."""
         a, b = example.meta["a"], example.meta["b"]
-        return think_completion(f"{a} times {b} is {a * b}.", f"\\boxed{{{a * b}}}")
+        return think_completion(f"Multiplying {a} by {b} gives {a * b}.", f"\\boxed{{{a * b}}}")
 
     def teacher(self, example: Example, rng: random.Random, slip_rate: float) -> str:
         raise NotImplementedError("tool_arith demonstrations are multi-turn: use teacher_turns() with run_episode()")

@@ -247,13 +247,13 @@ def test_train_tool_end_to_end_smoke(tmp_path):
 
     cfg = ToolRLConfig(tool="calculator", threads=1, vocab_size=400, sft_tool_examples=24, sft_direct_examples=8,
                        sft_epochs=1.0, sft_batch_size=8, steps=2, prompts_per_step=2, group_size=2, eval_problems=4,
-                       max_new_tokens=16, max_total_tokens=48, tool_workers=1,
+                       max_new_tokens=16, max_total_tokens=48, tool_workers=1, eval_samples=1,
                        model_overrides={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2})
     summary = train_tool_use(cfg, tmp_path / "run")
     assert set(summary["accuracy"]) == {"with_tool", "without_tool"}
     for mode in ("with_tool", "without_tool"):
         assert set(summary["accuracy"][mode]) == {"before_rl", "after_rl"}
-        assert summary["after_rl"][mode]["n"] == 4
+        assert summary["after_rl"][mode]["n"] == 4 and 0.0 <= summary["greedy_accuracy"][mode]["after_rl"] <= 1.0
     records = [json.loads(line) for line in (tmp_path / "run" / "tool_grpo" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2] and all("reward" in r for r in records)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["tool"] == "calculator"
