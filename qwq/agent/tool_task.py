@@ -8,7 +8,8 @@ baseline is the same question with no tools passed (QwQ's template then writes n
 
 Reward: 1.0 when the last `\\boxed{}` of the final answer holds the exact integer, else 0.0 (always scorable).
 The teacher writes the intended two-turn trace (call, then copy), with a probability `slip_rate` of a plausible
-mistake (no tool and a guessed answer, or code with the wrong operation), for a cold start RL then improves on.
+mistake (no tool and a guessed or uncomputed answer, or code with the wrong operation), for a cold start RL then
+improves on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from qwq.tokenizer.reasoning import split_reasoning
 from qwq.tokenizer.toolcall import format_tool_call
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+SLIPS = ("guess", "no_tool", "wrong_op")
 
 
 def boxed_integer(completion: str) -> int | None:
@@ -88,15 +90,25 @@ class ToolArithmeticTask(Task):
             return format_tool_call("calculator", {"expression": expression})
         return format_tool_call("python", {"code": f"print({expression})"})
 
-    def teacher_turns(self, example: Example, rng: random.Random, slip_rate: float = 0.0) -> list[str]:
+    def teacher_turns(self, example: Example, rng: random.Random, slip_rate: float = 0.0,
+                      slips: Sequence[str] = SLIPS) -> list[str]:
         """The model turns of a demonstration episode (run them through `run_episode` with `scripted_generate`, so
-        the tool really runs and the turns after it read its real output)."""
+        the tool really runs and the turns after it read its real output). A slip, at `slip_rate`, is one of
+        `slips`: "guess" (no tool, an estimate), "no_tool" (no tool, the product left unevaluated as `a * b`) or
+        "wrong_op" (the tool called with a + b)."""
+        unknown = set(slips) - set(SLIPS)
+        if unknown or not slips:
+            raise ValueError(f"slips must be a non-empty subset of {SLIPS}, got {tuple(slips)}")
         a, b = example.meta["a"], example.meta["b"]
         slip = rng.random() < slip_rate
-        if slip and rng.random() < 0.5:  # skip the tool and guess
+        kind = (slips[0] if len(slips) == 1 else rng.choice(list(slips))) if slip else None
+        if kind == "guess":  # skip the tool and guess
             guess = a * b + rng.choice([-1, 1]) * rng.randint(1, 9) * 10 ** rng.randint(0, 3)
             return [think_completion(f"Multiplying {a} by {b} in my head gives about {guess}.", f"\\boxed{{{guess}}}")]
-        expression = f"{a} + {b}" if slip else f"{a} * {b}"
+        if kind == "no_tool":  # skip the tool and leave the product uncomputed
+            return [think_completion(f"Multiplying {a} by {b} in my head is slow, so I leave it as a product.",
+                                     f"\\boxed{{{a} * {b}}}")]
+        expression = f"{a} + {b}" if kind == "wrong_op" else f"{a} * {b}"
         first = think_completion(f"Multiplying {a} by {b} by hand is error-prone. I will use the {self.tool} tool.",
                                  self._call(expression))
         return [first, _copy_turn]
