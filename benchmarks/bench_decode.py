@@ -122,6 +122,14 @@ def run_peer(kind: str, path: str, args) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def per_cpu_ratio(run: dict, peer: dict) -> str:
+    """qwq's tokens per CPU-second over the peer's, or "-" when either has no CPU time (llama-bench reports none)."""
+    ours, theirs = run.get("single_stream_tokens_per_cpu_s"), peer.get("single_stream_tokens_per_cpu_s")
+    if not ours or not theirs:
+        return "-"
+    return f"{ours / theirs:.2f}x"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=128)
@@ -161,9 +169,8 @@ def main() -> None:
         if r["run"].startswith("qwq"):
             for name, peer in peers.items():
                 ratio = r["single_stream_tokens_per_s"] / peer["single_stream_tokens_per_s"]
-                cpu_ratio = r.get("single_stream_tokens_per_cpu_s", 0) / max(
-                    1e-9, peer.get("single_stream_tokens_per_cpu_s", 0))
-                print(f"{r['run']} / {name}: {ratio:.2f}x decode tok/s (wall), {cpu_ratio:.2f}x per CPU-second")
+                print(f"{r['run']} / {name}: {ratio:.2f}x decode tok/s (wall), "
+                      f"{per_cpu_ratio(r, peer)} per CPU-second")
     if args.json:
         print(json.dumps(rows))
 
