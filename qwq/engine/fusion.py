@@ -26,18 +26,18 @@ class FusedProjections(nn.Module):
     def __init__(self, fused: nn.Module, sizes: list[int]) -> None:
         super().__init__()
         self.fused, self.sizes = fused, sizes
-        self._input: torch.Tensor | None = None
-        self._outputs: tuple[torch.Tensor, ...] = ()
-        self._unread = 0
+        # Per-forward state lives in a plain list: nn.Module.__setattr__ costs microseconds per assignment, paid
+        # several times per layer per decode step. [input, outputs, parts not yet read]
+        self._state: list = [None, (), 0]
 
     def output(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        if x is not self._input or self._unread == 0:
-            self._outputs = torch.split(self.fused(x), self.sizes, dim=-1)
-            self._input, self._unread = x, len(self.sizes)
-        out = self._outputs[index]
-        self._unread -= 1
-        if self._unread == 0:  # every part was read: do not keep the activations alive
-            self._input, self._outputs = None, ()
+        state = self._state
+        if x is not state[0] or state[2] == 0:
+            state[0], state[1], state[2] = x, torch.split(self.fused(x), self.sizes, dim=-1), len(self.sizes)
+        out = state[1][index]
+        state[2] -= 1
+        if state[2] == 0:  # every part was read: do not keep the activations alive
+            state[0], state[1] = None, ()
         return out
 
 
