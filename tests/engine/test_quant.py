@@ -272,3 +272,35 @@ def test_int8_embedding_rows_and_model_logits_stay_close_to_float():
     assert (logits - reference).abs().mean() < 0.02 * reference.abs().mean()
     # against the same int4 model with a float embedding: the int8 rows change the top-1 almost never
     assert (int4_logits.argmax(-1) == int4_float_logits.argmax(-1)).float().mean() >= 0.95
+
+
+def test_int8_two_term_product_is_closer_than_bf16_activations_and_batch_invariant():
+    from qwq.engine.quant import int8_two_term_mm
+
+    torch.manual_seed(3)
+    linear = torch.nn.Linear(320, 256, bias=False)
+    module = Int8Linear.from_linear(linear)  # bf16 scales
+    x = torch.randn(7, 320) * (1 + 30 * (torch.rand(320) < 0.02))  # a few outlier channels, as in real activations
+    exact = x.double() @ module.dequantize(torch.float64).t()
+    two_term = int8_two_term_mm(x, module.qweight, module.scales)
+    weight_only = torch.ops.aten._weight_int8pack_mm(x.bfloat16(), module.qweight, module.scales).float()
+    scale = exact.abs().max()
+    assert (two_term.double() - exact).abs().max() / scale < 2e-4
+    assert (two_term.double() - exact).abs().max() < (weight_only.double() - exact).abs().max() / 4
+    for row in range(7):  # exact integer sums and per-row scales: a row alone gives bit-identical results
+        assert torch.equal(int8_two_term_mm(x[row:row + 1], module.qweight, module.scales), two_term[row:row + 1])
+    assert torch.equal(int8_two_term_mm(torch.zeros(2, 320), module.qweight, module.scales), torch.zeros(2, 256))
+
+
+def test_large_int8_modules_use_the_two_term_product(monkeypatch):
+    import qwq.engine.quant as quant
+
+    torch.manual_seed(4)
+    module = Int8Linear.from_linear(torch.nn.Linear(128, 64, bias=True))
+    x = torch.randn(3, 128)
+    small = module(x)
+    monkeypatch.setattr(quant, "TWO_TERM_FROM_WEIGHTS", 64 * 128)
+    large = module(x)
+    expected = quant.int8_two_term_mm(x, module.qweight, module.scales) + module.bias
+    assert torch.equal(large, expected)
+    assert not torch.equal(small, large) and torch.allclose(small, large, atol=0.05)
