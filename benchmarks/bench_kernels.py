@@ -1,0 +1,106 @@
+"""Where the decode ceilings come from: the CPU matmul kernels on Qwen2.5-Coder-0.5B's shapes, 1 row vs 16 rows.
+
+    python benchmarks/bench_kernels.py [--threads 1] [--rows 1,16]
+
+For each projection shape (q/k/v and gate/up fused as the engine runs them) it times, from DRAM (enough copies of
+the weight are cycled through to defeat the caches, as a real decode step does with 400 MB of weights):
+  int4 g32   aten._weight_int4pack_mm_for_cpu (weight-only, bf16 activations)
+  int8       aten._weight_int8pack_mm (weight-only, bf16 activations)
+  int8x2     qwq's int8_two_term_mm (int8 x int8 torch._int_mm, two activation terms; the LM head uses it)
+  w8a8       torch._int_mm with one int8 term per row (the `--quant w8a8` product)
+  bf16       dense F.linear on a bf16 weight (oneDNN; twice the bytes of int8)
+Each cell is ms per call; the last block gives per-format totals for one decode step (24 layers + LM head with the
+int4 mix's module choice), GB/s of weight bytes for 1 row and GFLOP/s for 16 rows. Weight-only kernels decode the
+weight again for every row, so their 16-row cost is a multiple of the 1-row cost; that multiple bounds what batching
+can give (aggregate speedup <= 16 x t(1 row) / t(16 rows)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+HIDDEN, INTERMEDIATE, VOCAB, KV = 896, 4864, 151936, 128
+SHAPES = {"qkv": (HIDDEN + 2 * KV, HIDDEN), "o": (HIDDEN, HIDDEN), "gate_up": (2 * INTERMEDIATE, HIDDEN),
+          "down": (HIDDEN, INTERMEDIATE), "lm_head": (VOCAB, HIDDEN)}
+# calls per decode step with gguf_int4_spec on the 0.5B model: (int8 calls, int4 calls)
+CALLS = {"qkv": (24, 0), "o": (24, 0), "gate_up": (4, 20), "down": (4, 20), "lm_head": (1, 0)}
+COLD_BYTES = 320 * 2**20  # cycle through at least this much weight memory per format
+
+
+def best_ms(fn, copies: int, seconds: float = 1.0) -> float:
+    fn(0)
+    best, start, calls = float("inf"), time.perf_counter(), 0
+    while calls < 3 * copies or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn(calls % copies)
+        best = min(best, time.perf_counter() - t0)
+        calls += 1
+    return best * 1e3
+
+
+def formats(n: int, k: int, copies: int) -> dict:
+    from qwq.engine.quant import Int4Linear, Int8Linear, int8_two_term_mm
+
+    weight = torch.randn(n, k) * 0.02
+    lin = torch.nn.Linear(k, n, bias=False)
+    lin.weight.data = weight
+    q4, q8 = Int4Linear.from_linear(lin, 32), Int8Linear.from_linear(lin)
+    del lin
+    # clones are 64-byte aligned (fresh allocations), as the kernels want
+    int4 = [(q4.qweight.clone(), q4.scale_zeros.clone()) for _ in range(copies)]
+    int8 = [(q8.qweight.clone(), q8.scales.clone()) for _ in range(copies)]
+    bf16 = [weight.bfloat16() for _ in range(copies)]
+
+    def one_term(x, q, scales):
+        s = x.abs().amax(1, keepdim=True).clamp_(min=1e-20) / 127.0
+        return torch._int_mm(torch.round(x / s).to(torch.int8), q.t()) * s * scales
+
+    return {
+        "int4 g32": lambda x, i: torch.ops.aten._weight_int4pack_mm_for_cpu(x.bfloat16(), int4[i][0], 32, int4[i][1]),
+        "int8": lambda x, i: torch.ops.aten._weight_int8pack_mm(x.bfloat16(), *int8[i]),
+        "int8x2": lambda x, i: int8_two_term_mm(x, *int8[i]),
+        "w8a8": lambda x, i: one_term(x, int8[i][0], int8[i][1].float()),
+        "bf16": lambda x, i: F.linear(x.bfloat16(), bf16[i]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", default="1,16")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [int(r) for r in args.rows.split(",")]
+    table: dict = {}
+    print(f"threads={args.threads}; ms per call, weights cycled from DRAM")
+    print(f"{'shape':8s} {'rows':>4s} " + " ".join(f"{f:>9s}" for f in ("int4 g32", "int8", "int8x2", "w8a8", "bf16")))
+    for name, (n, k) in SHAPES.items():
+        copies = max(1, -(-COLD_BYTES // (n * k)))
+        fns = formats(n, k, copies)
+        for m in rows:
+            x = torch.randn(m, k)
+            table[name, m] = {f: best_ms(lambda i: fn(x, i), copies) for f, fn in fns.items()}
+            print(f"{name:8s} {m:4d} " + " ".join(f"{v:9.3f}" for v in table[name, m].values()), flush=True)
+        del fns
+    print("\nper decode step of the int4 mix (int8 calls with int8 / int8x2 for the LM head, int4 calls with int4):")
+    for m in rows:
+        step = sum(CALLS[s][0] * table[s, m]["int8x2" if s == "lm_head" else "int8"]
+                   + CALLS[s][1] * table[s, m]["int4 g32"] for s in SHAPES)
+        flops = 2 * m * sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES)
+        print(f"  {m:2d} rows: {step:7.1f} ms of matmuls -> at most {1e3 * m / step:6.1f} tok/s;"
+              f" {flops / step / 1e6:6.1f} GFLOP/s")
+    for fmt, bytes_per_weight in (("w8a8", 1.0), ("bf16", 2.0)):
+        for m in rows:
+            step = sum((CALLS[s][0] + CALLS[s][1]) * table[s, m][fmt] for s in SHAPES)
+            flops = 2 * m * sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES)
+            weights = sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES) * bytes_per_weight
+            print(f"  all {fmt:4s} {m:2d} rows: {step:7.1f} ms -> {1e3 * m / step:6.1f} tok/s; "
+                  f"{weights / step / 1e6:5.1f} GB/s of weights, {flops / step / 1e6:6.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
