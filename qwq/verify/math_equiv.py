@@ -1,6 +1,6 @@
 """Is a predicted math answer equal to the gold one? Runs inside a verifier worker process (see pool.py).
 
-math-verify parses the LaTeX (its normalisation of units, \\text, \\dfrac, thousands separators, intervals,
+math-verify parses the LaTeX (its normalisation of \\text, \\dfrac, thousands separators, intervals,
 matrices is good); the comparison is ours, because math-verify's own comparison accepts near misses: it rounds
 floats to 6 decimals and tests `(a - b).evalf(chop=True) == 0`, and chopping zeroes any difference below the
 working precision, so 1/2^99 "equals" 1/2^98 and 1/2004! "equals" 1/2006!. Our order of checks:
@@ -26,7 +26,8 @@ import sympy
 from sympy import Basic, Eq, Float, Interval, MatrixBase, Rational, Set, Symbol, Tuple, Union
 from sympy.core.relational import Relational
 
-from qwq.verify.normalize import decimal_approximates, decimal_places, normalize_answer_text, split_percent
+from qwq.verify.normalize import (decimal_approximates, decimal_places, normalize_answer_text, split_percent,
+                                  strip_units)
 
 logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
@@ -36,13 +37,24 @@ _AGREE = sympy.Float(10) ** -45  # relative agreement that counts as "exactly eq
 _IDENTITY_POINTS = 4
 
 
+def _extraction_configs() -> list:
+    from latex2sympy2_extended.math_normalization import NormalizationConfig
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    # math-verify's defaults, but units off: its unit list holds single letters (t, m, s, g, h, l, c, d, o), so it
+    # read "9 / t" as 9 (tonnes) and "2t" as 2; strip_units drops units first, keeping letters of the formula
+    normalization = NormalizationConfig(basic_latex=True, units=False, malformed_operators=True, nits=True,
+                                        boxed="all", equations=False)
+    return [LatexExtractionConfig(normalization_config=normalization), ExprExtractionConfig()]
+
+
 def parse_answer(text: str):
     """LaTeX or plain answer text -> a sympy object, or None when it does not parse."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    from math_verify import parse
 
+    text = strip_units(text)
     for candidate in (f"${text}$", text):
-        parsed = parse(candidate, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
-                       parsing_timeout=None)
+        parsed = parse(candidate, extraction_config=_extraction_configs(), parsing_timeout=None)
         for item in parsed:
             if isinstance(item, (Basic, MatrixBase)):
                 return item

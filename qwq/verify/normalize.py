@@ -32,6 +32,87 @@ def normalize_answer_text(answer: str) -> str:
     return s
 
 
+# Units. math-verify's own unit stripping (latex2sympy2_extended, NormalizationConfig(units=True)) drops any word
+# of its list -- single letters such as t, m, s, g, h, l, c, d, o among them -- when it ends the answer after a digit,
+# a brace or a space, so "9 / t" became 9 and "2t" became 2. Ours keeps a letter that takes part in the formula:
+# - a \text / \mathrm / \mbox group at the end is a unit (a variable is never written upright), with an exponent
+#   (cm^2) and joined by / or \cdot to more groups (\text{m}/\text{s}); e and i are the constants, never units;
+# - a plain word is a unit only after a number: a word we know as a unit (cm, kg, mph...; glued on as in "5cm" too),
+#   or any word of three letters or more set off by a space ("3 hours", "7 apples"), never a number word
+#   ("5 million"); single letters only inside a compound with another unit or a slash ("3 m/s", "sq m").
+# A bare single letter is always a variable: "5 m" is 5m, write "5\text{ m}" for metres.
+_UNIT_GROUP = re.compile(r"\\(?:text|textrm|textnormal|mathrm|mbox)\s*\{([^{}]*)\}"
+                         r"(?:\s*\^\s*(?:\{\s*-?\d\s*\}|\d))?(?:\s|\\[,;:! ]|~)*$")
+_UNIT_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9 ./^\-]*")
+_UNIT_JOIN = re.compile(r"(?:/|\\cdot)(?:\s|\\[,;:! ]|~)*$")
+_TRAILING_SPACE = re.compile(r"(?:\s|\\[,;:! ]|\\q?quad|~)+$")
+_PLAIN_WORD = r"[A-Za-z]+(?:\s*\^\s*(?:\{\s*-?\d\s*\}|\d))?"
+_PLAIN_UNIT = re.compile(rf"(?<![A-Za-z\\])({_PLAIN_WORD}(?:\s*/\s*{_PLAIN_WORD}|\s+{_PLAIN_WORD})*)\s*$")
+_OPERATOR_END = re.compile(r"(?:[-+*/^_=(\[{,<>|]|\\(?:cdot|times|div|pm|mp|in|le|ge|leq|geq|neq|lt|gt))$")
+_KNOWN_UNITS = frozenset("""
+    mm cm dm km nm um kg mg ml mL cl dl ft yd mi oz lb lbs hr hrs min mins sec secs ms mph kph kmh sq cu cc gal
+    """.split())
+_SI_LETTERS = frozenset("mshglLNJWKV")
+_NUMBER_WORDS = frozenset("hundred hundreds thousand thousands million millions billion billions trillion trillions "
+                          "dozen dozens half halves quarter quarters thirds".split())
+
+
+def _is_unit_word(word: str, spaced: bool) -> bool:
+    if word in _KNOWN_UNITS or (word.endswith("s") and word[:-1] in _KNOWN_UNITS):
+        return True
+    return spaced and len(word) >= 3 and word.lower() not in _NUMBER_WORDS
+
+
+def _strip_unit_groups(text: str) -> str:
+    stripped, rest = text, text
+    while (m := _UNIT_GROUP.search(rest)) is not None:
+        content = m.group(1).strip()
+        if not _UNIT_TEXT.fullmatch(content) or content in ("e", "i"):
+            break
+        rest = rest[:m.start()]
+        join = _UNIT_JOIN.search(rest)
+        if join is not None and _UNIT_GROUP.search(rest[:join.start()]):
+            rest = rest[:join.start()]  # \text{m}/\text{s}: the part before the slash is a unit too
+            continue
+        stripped = rest
+        break
+    head = _TRAILING_SPACE.sub("", stripped)
+    if stripped is text or not head or _OPERATOR_END.search(head):
+        return text
+    return head
+
+
+def _strip_plain_unit(text: str) -> str:
+    m = _PLAIN_UNIT.search(text)
+    if m is None:
+        return text
+    before = text[:m.start()]
+    head = _TRAILING_SPACE.sub("", before)
+    if not head or head[-1] not in "0123456789}":
+        return text  # a unit follows a number; after an operator or a letter the word is part of the formula
+    spaced = head != before
+    words = re.findall(r"[A-Za-z]+", m.group(1))
+    letters = [w for w in words if len(w) == 1]
+    longer = [w for w in words if len(w) > 1]
+    if not all(_is_unit_word(w, spaced) for w in longer):
+        return text
+    if letters:
+        compound = "/" in m.group(1) or longer
+        if not (spaced and compound and all(w in _SI_LETTERS for w in letters)):
+            return text
+    return head
+
+
+def strip_units(answer: str) -> str:
+    """The answer without a unit written after it ("5\\text{ cm}" -> "5", "3 m/s" -> "3"); a letter that is part
+    of the formula stays ("9 / t", "2t", "5 m" are unchanged). See the rules above."""
+    s = answer.strip()
+    without = _strip_unit_groups(s)
+    if without == s:
+        without = _strip_plain_unit(s)
+    return without
+
+
 def split_percent(answer: str) -> tuple[str, bool]:
     """("12.5\\%" -> ("12.5", True)); the percent sign is handled by the comparison, not by the parser."""
     s = answer.strip().rstrip(".").strip()
