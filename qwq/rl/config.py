@@ -63,7 +63,7 @@ class LoraSection:
 
 @dataclass
 class SFTConfig:
-    tasks: dict = field(default_factory=lambda: {"arith": 1800, "algebra": 1200, "code": 700, "instruct": 800})
+    tasks: dict = field(default_factory=lambda: {"algebra": 1500, "code": 900, "instruct": 800})
     task_options: dict = field(default_factory=dict)  # task name -> constructor options (e.g. {gsm8k = {path}})
     # how often the synthetic teacher takes its characteristic wrong turn: one rate, or a table task -> rate
     slip_rate: float | dict = 0.5
@@ -81,7 +81,9 @@ class SFTConfig:
 
 @dataclass
 class GRPOConfig:
-    tasks: dict = field(default_factory=lambda: {"arith": 0.6, "algebra": 0.6, "code": 1.8})  # name -> sampling weight
+    # name -> sampling weight. No arithmetic by default: at ~3M parameters its bottleneck is digit facts, which 40
+    # RL steps do not teach (measured 11% -> 15% held-out), while they cost a fifth of the rollouts
+    tasks: dict = field(default_factory=lambda: {"algebra": 1.2, "code": 1.8})
     task_options: dict = field(default_factory=dict)
     rewards: dict = field(default_factory=dict)  # task name -> reward spec (registry names and weights); {} = task's
     steps: int = 40
@@ -115,7 +117,7 @@ class GRPOConfig:
 @dataclass
 class RMConfig:
     # pairs per task; stage 2 asks the reward model about instruct answers only (code pairs would cost sandbox time)
-    tasks: dict = field(default_factory=lambda: {"instruct": 600, "arith": 150})
+    tasks: dict = field(default_factory=lambda: {"instruct": 600, "algebra": 150})
     task_options: dict = field(default_factory=dict)
     heldout_pairs: int = 100
     epochs: float = 2.0
@@ -151,8 +153,8 @@ class PipelineConfig:
     # stage 2 replays the stage-1 tasks on their verifiers beside the new one: trained on instruct alone, the tiny
     # model lost 14 points of math and 9 of code (measured), which is what the gate exists to catch
     stage2: GRPOConfig = field(default_factory=lambda: GRPOConfig(
-        tasks={"instruct": 1.0, "arith": 0.2, "algebra": 0.2, "code": 1.0},
-        rewards={"instruct": {"reward_model": 0.5, "ifeval": 1.0}}, kl_coef=0.05, steps=30, lr=1e-4))
+        tasks={"instruct": 1.0, "algebra": 0.3, "code": 1.0},
+        rewards={"instruct": {"reward_model": 0.5, "ifeval": 1.0}}, kl_coef=0.05, steps=20, lr=1e-4))
     eval: EvalSection = field(default_factory=EvalSection)
     gate: GateSection = field(default_factory=GateSection)
 

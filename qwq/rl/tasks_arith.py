@@ -10,7 +10,9 @@ at this scale every prompt token costs SFT time, and the boxed answer format is 
 Each family has one characteristic slip the synthetic teacher makes at its slip rate (left-to-right instead of
 precedence, dropping parentheses, moving a term without changing its sign, undoing a product with a subtraction):
 common mistakes of people and of small models, each changing the final answer, so only the reward can tell the
-procedures apart.
+procedures apart. A slip never writes a sibling family's correct answer (x + k = v slips to k - v, not v + k, the
+answer of x - k = v): otherwise the traces of the two families have the same answers at the same rates and SFT
+cannot teach the model to read the operator at all (measured: RL then settled both on v - k).
 """
 
 from __future__ import annotations
@@ -111,19 +113,22 @@ class ArithmeticTask(MathTaskBase):
 
 
 ALGEBRA_FAMILIES = ("x+k=v", "x-k=v", "k*x=v", "x/k=v", "k*x+m=v", "k*(x+m)=v")
-VARIABLES = ("y", "z", "a", "b", "c", "n", "m", "k", "t", "w")
+# 12 names: the one-step families (x + k = v, ...) have only k and v to vary, and with fewer names the unique-problem
+# held-out split starved them. No c, d, g, h, l, m, o, s, t: math-verify used to read those as units and drop them
+# (`9 / t` matched `9 * t`; fixed in qwq.verify since, the set is kept so the recipe stays as measured); no e or i.
+VARIABLES = ("y", "z", "a", "b", "n", "k", "w", "p", "q", "r", "u", "v")
 
 
 def _algebra(family: str, k: int, m: int, v: str) -> tuple[str, list[str], str, list[str] | None, str | None]:
     """(equation, correct lines, answer, slipped lines, slipped answer) -- x isolated step by step."""
     if family == "x+k=v":
-        return f"x + {k} = {v}", [f"x = {v} - {k}"], f"{v} - {k}", [f"x = {v} + {k}"], f"{v} + {k}"
+        return f"x + {k} = {v}", [f"x = {v} - {k}"], f"{v} - {k}", [f"x = {k} - {v}"], f"{k} - {v}"
     if family == "x-k=v":
         return f"x - {k} = {v}", [f"x = {v} + {k}"], f"{v} + {k}", [f"x = {v} - {k}"], f"{v} - {k}"
     if family == "k*x=v":
         return f"{k} * x = {v}", [f"x = {v} / {k}"], f"{v} / {k}", [f"x = {v} - {k}"], f"{v} - {k}"
     if family == "x/k=v":
-        return f"x / {k} = {v}", [f"x = {k} * {v}"], f"{k} * {v}", [f"x = {v} / {k}"], f"{v} / {k}"
+        return f"x / {k} = {v}", [f"x = {k} * {v}"], f"{k} * {v}", [f"x = {k} / {v}"], f"{k} / {v}"
     if family == "k*x+m=v":
         return (f"{k} * x + {m} = {v}", [f"{k} * x = {v} - {m}", f"x = ({v} - {m}) / {k}"], f"({v} - {m}) / {k}",
                 [f"{k} * x = {v} + {m}", f"x = ({v} + {m}) / {k}"], f"({v} + {m}) / {k}")

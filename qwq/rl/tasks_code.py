@@ -23,6 +23,12 @@ NAMES = {
     "affine": ("line", "affine", "calc", "value"),
     "multiples": ("multiples", "steps", "table", "times_list"),
 }
+# sum_range and multiples name their argument with one of these letters: with only a name and k in 2..9 they had 32
+# distinct problems each, so the unique-problem splits starved them (6 of 150 held-out problems, 26 of 700 SFT
+# examples) and held-out accuracy mostly measured the other families. (Wider k was tried: the model then has to
+# copy two-digit numbers, which it cannot yet do.)
+ARG_NAMES = ("n", "m", "t", "p", "q", "a", "b", "c")
+ARG_FAMILIES = ("sum_range", "multiples")
 _LISTS = ([1, 4, 6, 9], [2, 5, 5, 8, 3], [7, 1, 9, 4, 6, 2], [3, 3, 8], [9, 2, 6, 5, 7])
 
 
@@ -30,13 +36,14 @@ def _code(name: str, args: str, body: str) -> str:
     return f"```python\ndef {name}({args}):\n    return {body}\n```"
 
 
-def _spec(family: str, name: str, k: int, m: int, relation: str) -> tuple[str, str, str, str | None, str, str]:
+def _spec(family: str, name: str, k: int, m: int, relation: str, arg: str = "n"
+          ) -> tuple[str, str, str, str | None, str, str]:
     """(question, args, correct body, slipped body or None, correct thought, slipped thought)."""
     if family == "sum_range":
-        q = f"the sum of the integers from {k} to n, including n"
-        return (q, "n", f"sum(range({k}, n + 1))", f"sum(range({k}, n))",
-                f"Sum from {k} to n. n is included, so the range stops at n + 1.",
-                f"Sum from {k} to n. The range stops at n.")
+        q = f"the sum of the integers from {k} to {arg}, including {arg}"
+        return (q, arg, f"sum(range({k}, {arg} + 1))", f"sum(range({k}, {arg}))",
+                f"Sum from {k} to {arg}. {arg} is included, so the range stops at {arg} + 1.",
+                f"Sum from {k} to {arg}. The range stops at {arg}.")
     if family in ("count_cmp", "filter_cmp"):
         good, bad = COMPARISONS[relation]
         if family == "count_cmp":
@@ -55,10 +62,10 @@ def _spec(family: str, name: str, k: int, m: int, relation: str) -> tuple[str, s
         q = f"n times {k}, plus {m}"
         return q, "n", f"n * {k} + {m}", None, f"Multiply n by {k}, then add {m}.", ""
     if family == "multiples":
-        q = f"the list of the first n positive multiples of {k}"
-        return (q, "n", f"[{k} * i for i in range(1, n + 1)]", f"[{k} * i for i in range(n)]",
-                f"Positive multiples start at {k} * 1, so i runs from 1 to n.",
-                f"The multiples are {k} * i for i below n.")
+        q = f"the list of the first {arg} positive multiples of {k}"
+        return (q, arg, f"[{k} * i for i in range(1, {arg} + 1)]", f"[{k} * i for i in range({arg})]",
+                f"Positive multiples start at {k} * 1, so i runs from 1 to {arg}.",
+                f"The multiples are {k} * i for i below {arg}.")
     raise ValueError(f"unknown code family {family!r}")
 
 
@@ -93,7 +100,8 @@ class CodeTask(Task):
             relation = ""
         if family not in ("scale_sum", "affine"):
             m = 0
-        spec, args, body, _, _, _ = _spec(family, name, k, m, relation)
+        variable = rng.choice(ARG_NAMES) if family in ARG_FAMILIES else "n"
+        spec, args, body, _, _, _ = _spec(family, name, k, m, relation, variable)
         question = f"Write a Python function `{name}({args})` that returns {spec}."
         reference = f"def {name}({args}):\n    return {body}\n"
         namespace: dict = {}
@@ -102,14 +110,14 @@ class CodeTask(Task):
         for arg in _test_inputs(family, k):
             value = eval(arg)  # noqa: S307 - literals we wrote ourselves
             cases.append({"args": [value], "expected": namespace[name](value)})
-        key = f"{family}|{name}|{k}|{m}|{relation}"
+        key = f"{family}|{name}|{k}|{m}|{relation}|{variable}"
         return Example(self.name, key, question, {"tests": {"entry_point": name, "cases": cases}},
-                       {"family": family, "name": name, "k": k, "m": m, "relation": relation})
+                       {"family": family, "name": name, "k": k, "m": m, "relation": relation, "arg": variable})
 
     def teacher(self, example: Example, rng: random.Random, slip_rate: float) -> str:
         m = example.meta
         spec, args, body, slipped, thought, slipped_thought = _spec(m["family"], m["name"], m["k"], m["m"],
-                                                                    m["relation"])
+                                                                    m["relation"], m.get("arg", "n"))
         if slipped is not None and rng.random() < slip_rate:
             body, thought = slipped, slipped_thought
         return think_completion(thought, _code(m["name"], args, body))
