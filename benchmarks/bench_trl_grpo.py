@@ -5,7 +5,7 @@ steps per second and held-out accuracy gain side by side (target: >= 3x TRL's st
 
 `--run` is a pipeline run directory whose cold-start model (sft/model) is the common starting point (run
 `qwq pipeline --stop-after eval_cold --out runs/tiny` first if needed). TRL is optional: pip install trl.
-Both train on the stage-1 tasks (arith, algebra, code) with the stage-1 settings of the tiny recipe: prompts per
+Both train on the stage-1 tasks (algebra, code) with the stage-1 settings of the tiny recipe: prompts per
 step, group size, max new tokens, temperature, learning rate, DAPO loss with clip-higher, no KL. Held-out accuracy
 is measured the same way for both (greedy, our evaluator).
 """
