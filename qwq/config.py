@@ -19,6 +19,9 @@ from qwq.utils.errors import ConfigError
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
+SAMPLING_KEYS = frozenset({"temperature", "top_p", "top_k", "min_p"})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
@@ -219,7 +222,12 @@ class ModelConfig:
         directory = Path(directory)
         atomic_write_text(directory / "config.json", json.dumps(self.to_hf_dict(), indent=2) + "\n")
         if self.generation:
-            atomic_write_text(directory / "generation_config.json", json.dumps(self.generation, indent=2) + "\n")
+            generation = dict(self.generation)
+            if SAMPLING_KEYS & generation.keys():
+                # sampling defaults are only valid with do_sample (QwQ's own file says so); transformers refuses to
+                # save, and ignores on load, a generation config with a temperature but no do_sample
+                generation.setdefault("do_sample", True)
+            atomic_write_text(directory / "generation_config.json", json.dumps(generation, indent=2) + "\n")
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

@@ -244,3 +244,18 @@ def test_directory_without_weights(tmp_path):
     assert_error(tmp_path, str(tmp_path), "no .safetensors")
     with pytest.raises(CheckpointError, match="no such"):
         load_state_dict(tmp_path / "absent.safetensors")
+
+
+def test_saved_generation_config_is_valid_for_transformers(tmp_path):
+    """Sampling defaults need do_sample (transformers refuses to save a config with a temperature and no do_sample,
+    which broke TRL's save_model on our checkpoints)."""
+    import json
+
+    from transformers import GenerationConfig
+
+    from qwq.config import preset
+
+    config = preset("tiny").replace(generation={"temperature": 0.6, "top_p": 0.95, "top_k": 40})
+    config.save_hf(tmp_path)
+    assert json.loads((tmp_path / "generation_config.json").read_text())["do_sample"] is True
+    GenerationConfig.from_pretrained(tmp_path).save_pretrained(tmp_path / "again")  # raises when invalid
