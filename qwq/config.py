@@ -240,7 +240,8 @@ QWQ_32B = ModelConfig(
     num_key_value_heads=8, max_position_embeddings=40960, rms_norm_eps=1e-5, rope_theta=1e6, rope_scaling=None,
     tie_word_embeddings=False, bos_token_id=151643, eos_token_id=151645, torch_dtype="bfloat16",
     # Model card: temperature 0.6, top_p 0.95, top_k 40 (20-40), min_p 0; never greedy in chat.
-    generation={"temperature": 0.6, "top_p": 0.95, "top_k": 40, "min_p": 0.0, "max_new_tokens": 32768},
+    generation={"temperature": 0.6, "top_p": 0.95, "top_k": 40, "min_p": 0.0, "max_new_tokens": 32768,
+                "do_sample": True},
 )
 
 # The YaRN setting QwQ's card recommends for inputs beyond 32,768 tokens.

@@ -36,7 +36,8 @@ def tiny_config(tokenizer, base: str = "tiny", overrides: dict | None = None) ->
     rows = -(-len(tokenizer) // VOCAB_ROW_MULTIPLE) * VOCAB_ROW_MULTIPLE
     config = preset(base).replace(vocab_size=rows, eos_token_id=tokenizer.token_to_id("<|im_end|>"),
                                   pad_token_id=tokenizer.token_to_id("<|endoftext|>"), bos_token_id=None,
-                                  generation={"temperature": 0.6, "top_p": 0.95, "top_k": 40, "max_new_tokens": 256})
+                                  generation={"temperature": 0.6, "top_p": 0.95, "top_k": 40, "max_new_tokens": 256,
+                                              "do_sample": True})
     if overrides:
         try:
             config = config.replace(**overrides)
