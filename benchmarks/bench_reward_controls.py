@@ -67,8 +67,9 @@ def main() -> int:
         pipeline(base, args.seed, args.threads, args.overrides, "--stop-after", "eval_cold")
     results = {}
     for control in CONTROLS:
-        target = Path(args.source) if args.source and control == "none" else out / control
-        if target != Path(args.source or ""):
+        reuse = bool(args.source) and control == "none"  # the finished run's own stage 1 is the "none" row
+        target = Path(args.source) if reuse else out / control
+        if not reuse:
             copy_cold_start(base, target)
             pipeline(target, args.seed, args.threads, args.overrides + [f"stage1.reward_control={control}"],
                      "--resume", "--stop-after", "eval_stage1")
