@@ -4,7 +4,7 @@
     client = SandboxClient(url="http://127.0.0.1:8080")        # a `qwq sandbox serve` elsewhere
     client.run(code, language="python", stdin="", limits=None) -> RunResult
     client.judge(code, tests, ...) -> JudgeResult
-    client.judge_many([{"code": ..., "tests": ...}, ...]) -> list[JudgeResult]   (bounded concurrency)
+    client.judge_many([{"code": ..., "tests": ...}, ...]) -> list[JudgeResult]   (bounded concurrency, batched)
 
 Infrastructure failures (service down, timeouts, 5xx, a request the service refuses as too large) come back as
 SANDBOX_ERROR results, never as exceptions and never as wrong answers; bad arguments raise UsageError.
@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from qwq.sandbox.judge import FunctionTests, JudgeResult, judge
+from qwq.sandbox.judge import FunctionTests, JudgeResult, judge, judge_batch
 from qwq.sandbox.runner import Sandbox, default_sandbox
 from qwq.sandbox.verdicts import Limits, RunResult, Verdict
 from qwq.sandbox.wire import checker_to_wire, limits_to_wire, tests_to_wire
@@ -95,7 +95,10 @@ class SandboxClient:
         return JudgeResult.from_dict(data)
 
     def judge_many(self, items: Sequence[dict], workers: int | None = None) -> list[JudgeResult]:
-        """Judge many programs with at most `workers` in flight; each item holds judge()'s arguments."""
+        """Judge many programs with at most `workers` in flight; each item holds judge()'s arguments. In process,
+        each worker judges its share in one reused session (judge_batch: same verdicts, much less start-up)."""
+        if self._http is None:
+            return judge_batch(items, workers=workers or self.workers, sandbox=self.sandbox)
         with ThreadPoolExecutor(max_workers=workers or self.workers) as pool:
             return list(pool.map(lambda item: self.judge(**item), items))
 

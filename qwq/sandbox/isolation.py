@@ -34,7 +34,7 @@ _FLAG_NAMES = {"mount": "CLONE_NEWNS", "pid": "CLONE_NEWPID", "net": "CLONE_NEWN
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 _PIVOT_ROOT_SYSCALL = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
 # Directories a program needs to run; everything else on the host (project, home, data) stays invisible.
@@ -184,34 +184,91 @@ def drop_privileges(uid: int, gid: int) -> None:
         raise OSError(errno.EPERM, "privilege drop did not take effect")
 
 
+def prepare_child(fd_map: dict[int, int], cwd: str, limits: dict, uid: int | None, no_new_privs: bool,
+                  error_fd: int, *, before_exec: bool = True) -> int:
+    """Runs in a freshly forked child: wire descriptors, limit, drop privileges. Returns the parked error fd.
+
+    `before_exec=False` is the zygote's case (a warm interpreter forked per program, no exec follows): Python's own
+    signal handlers stay as a fresh interpreter sets them, the process is made dumpable again after the uid change
+    (the kernel clears that flag on a uid change; exec would restore it, and /proc ownership depends on it), and
+    no parent-death signal is set (the program's parent is about to exit; PID 1 of the namespace adopts it).
+    """
+    os.setsid()
+    if before_exec:
+        reset_signals()
+    # park every source (and the error pipe) above the target range so no dup2 clobbers a source still needed
+    error_fd = fcntl.fcntl(error_fd, fcntl.F_DUPFD_CLOEXEC, _PARK_FD)
+    staged = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, _PARK_FD) for target, source in fd_map.items()}
+    for target, source in staged.items():
+        os.dup2(source, target, inheritable=True)
+    os.closerange(max(fd_map) + 1 if fd_map else 3, error_fd)
+    os.closerange(error_fd + 1, 1 << 20)
+    os.chdir(cwd)
+    os.umask(0o022)
+    os.setpriority(os.PRIO_PROCESS, 0, 0)  # the supervisor runs at a raised priority; programs must not
+    apply_rlimits(limits)
+    if uid is not None:
+        drop_privileges(uid, uid)
+        if not before_exec:
+            prctl(PR_SET_DUMPABLE, 1)
+    if no_new_privs:
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if before_exec:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    return error_fd
+
+
 def child_exec(argv: list[str], env: dict, cwd: str, fd_map: dict[int, int], limits: dict, uid: int | None,
                no_new_privs: bool, error_fd: int) -> None:
     """Runs in the forked child: wire descriptors, limit, drop privileges, exec. Never returns."""
     try:
-        os.setsid()
-        reset_signals()
-        # park every source (and the error pipe) above the target range so no dup2 clobbers a source still needed
-        error_fd = fcntl.fcntl(error_fd, fcntl.F_DUPFD_CLOEXEC, _PARK_FD)
-        staged = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, _PARK_FD) for target, source in fd_map.items()}
-        for target, source in staged.items():
-            os.dup2(source, target, inheritable=True)
-        os.closerange(max(fd_map) + 1 if fd_map else 3, error_fd)
-        os.closerange(error_fd + 1, 1 << 20)
-        os.chdir(cwd)
-        os.umask(0o022)
-        os.setpriority(os.PRIO_PROCESS, 0, 0)  # the supervisor runs at a raised priority; programs must not
-        apply_rlimits(limits)
-        if uid is not None:
-            drop_privileges(uid, uid)
-        if no_new_privs:
-            prctl(PR_SET_NO_NEW_PRIVS, 1)
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        error_fd = prepare_child(fd_map, cwd, limits, uid, no_new_privs, error_fd)
         os.execve(argv[0], argv, env)
     except BaseException as exc:  # report to the supervisor through the close-on-exec pipe
         try:
             os.write(error_fd, f"{type(exc).__name__}: {exc}".encode()[:4000])
         finally:
             os._exit(127)
+
+
+# ---------------------------------------------------------------- cleaning a session between programs
+
+def clear_directory(path: str, keep: tuple[str, ...] = ()) -> None:
+    """Delete everything inside `path` except the names in `keep` (never following links; every writer is dead)."""
+    import shutil
+
+    for name in os.listdir(path):
+        if name in keep:
+            continue
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)  # fd-based on Linux: links inside are removed, never followed
+        else:
+            os.unlink(full)
+
+
+_IPC_RMID = 0
+_SYSV_REMOVERS = {"shm": lambda ident: _libc.shmctl(ident, _IPC_RMID, None),
+                  "sem": lambda ident: _libc.semctl(ident, 0, _IPC_RMID),
+                  "msg": lambda ident: _libc.msgctl(ident, _IPC_RMID, None)}
+
+
+def remove_sysv_ipc() -> int:
+    """Remove every System V shared memory segment, semaphore set and message queue of this IPC namespace (one
+    program must not leave data for the next one of a batch); returns how many were removed."""
+    removed = 0
+    for kind, remove in _SYSV_REMOVERS.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1 and fields[1].lstrip("-").isdigit():
+                _check(remove(int(fields[1])), f"removing System V {kind} {fields[1]}")
+                removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------- process inspection

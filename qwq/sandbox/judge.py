@@ -8,10 +8,13 @@ cannot fake a pass. A SANDBOX_ERROR verdict means "cannot score", never "wrong".
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import secrets
 import sys
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,6 +27,8 @@ from qwq.sandbox.verdicts import Limits, RunResult, Verdict, classify, result_fr
 from qwq.utils.errors import UsageError
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_bytes()
+# what a zygote needs next to the harness in /judge (root-owned, world-readable: nothing secret in them)
+ZYGOTE_FILES = {name: Path(__file__).with_name(name).read_bytes() for name in ("zygote.py", "isolation.py")}
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,47 @@ def _overall(tests: list[TestResult], total: int, compile_result: RunResult | No
 def judge(code: str, tests, *, language: str = "python", limits: Limits | None = None,
           stop_at_first_failure: bool = True, float_tolerance: float | None = None,
           checker: Checker | CheckerProgram | None = None, sandbox: Sandbox | None = None) -> JudgeResult:
-    limits = limits or Limits()
+    """Judge one program in a session of its own."""
+    job = _Job(code, tests, language, limits, stop_at_first_failure, float_tolerance, checker)
     sandbox = sandbox or default_sandbox()
+    try:
+        with sandbox.session(disk_mb=job.limits.disk_mb) as session:
+            return job.run(session)
+    except SessionError as exc:
+        return job.sandbox_error(exc)
+
+
+class _Job:
+    """One program and its tests, validated (UsageError) before anything runs."""
+
+    def __init__(self, code: str, tests, language: str = "python", limits: Limits | None = None,
+                 stop_at_first_failure: bool = True, float_tolerance: float | None = None,
+                 checker: Checker | CheckerProgram | None = None):
+        self.code, self.limits, self.stop, self.checker = code, limits or Limits(), stop_at_first_failure, checker
+        self.lang, self.tests, self.total = _validated(tests, language, float_tolerance)
+        self.tolerance = float_tolerance
+
+    @property
+    def is_function(self) -> bool:
+        return isinstance(self.tests, FunctionTests)
+
+    def key(self) -> str | None:
+        """Identical jobs share one judging (None: a checker callable, which cannot be compared)."""
+        if self.checker is not None and not isinstance(self.checker, CheckerProgram):
+            return None
+        return repr((self.code, self.tests, self.lang.name, self.limits, self.stop, self.tolerance, self.checker))
+
+    def run(self, session: Session) -> JudgeResult:
+        if self.is_function:
+            return _judge_function(session, self.code, self.tests, self.limits, self.stop, self.tolerance)
+        return _judge_stdio(session, self.code, self.tests, self.lang, self.limits, self.stop, self.tolerance,
+                            self.checker)
+
+    def sandbox_error(self, exc: Exception) -> JudgeResult:
+        return JudgeResult(Verdict.SANDBOX_ERROR, 0, self.total, message=f"sandbox failure: {exc}")
+
+
+def _validated(tests, language: str, float_tolerance):
     lang = get_language(language)
     if float_tolerance is not None and not (isinstance(float_tolerance, (int, float)) and float_tolerance >= 0):
         raise UsageError(f"float_tolerance must be a non-negative number, got {float_tolerance!r}")
@@ -184,13 +228,90 @@ def judge(code: str, tests, *, language: str = "python", limits: Limits | None =
         if not tests or not all(isinstance(t, StdioTest) for t in tests):
             raise UsageError("tests must be a non-empty list of StdioTest or a FunctionTests")
         total = len(tests)
-    try:
-        with sandbox.session(disk_mb=limits.disk_mb) as session:
-            if isinstance(tests, FunctionTests):
-                return _judge_function(session, code, tests, limits, stop_at_first_failure, float_tolerance)
-            return _judge_stdio(session, code, tests, lang, limits, stop_at_first_failure, float_tolerance, checker)
-    except SessionError as exc:
-        return JudgeResult(Verdict.SANDBOX_ERROR, 0, total, message=f"sandbox failure: {exc}")
+    return lang, tests, total
+
+
+def judge_batch(items: Sequence[dict], *, workers: int = 2, sandbox: Sandbox | None = None,
+                warm: bool = True) -> list[JudgeResult]:
+    """Judge many programs: each of `workers` threads opens ONE session and judges programs from a shared queue
+    in it, resetting the session between programs (no process survives, /sandbox, /tmp and /judge are emptied,
+    System V IPC removed; see Session.reset), so each program still runs in fresh processes with its own limits
+    and sees nothing of the one before. With `warm`, function-test programs are forked from per-session zygotes
+    instead of starting Python each time (zygote.py). Identical jobs are judged once. Each item holds judge()'s
+    keyword arguments; the verdicts are those judge() gives one by one."""
+    jobs = [_Job(**item) for item in items]
+    sandbox = sandbox or default_sandbox()
+    first_of: dict[str, int] = {}
+    alias: dict[int, int] = {}
+    for index, job in enumerate(jobs):
+        key = job.key()
+        if key is not None and key in first_of:
+            alias[index] = first_of[key]
+        elif key is not None:
+            first_of[key] = index
+    # sessions are sized by disk_mb: keep jobs of one size together
+    queue = deque(sorted((i for i in range(len(jobs)) if i not in alias), key=lambda i: jobs[i].limits.disk_mb))
+    results: list[JudgeResult | None] = [None] * len(jobs)
+    warm = warm and sum(jobs[i].is_function for i in queue) > 1
+    lock = threading.Lock()
+
+    def work() -> None:
+        session: Session | None = None
+        try:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    index = queue.popleft()
+                job = jobs[index]
+                try:
+                    if session is not None and (session.closed or session.disk_mb != job.limits.disk_mb):
+                        session.close()
+                        session = None
+                    if session is None:
+                        session = sandbox.session(disk_mb=job.limits.disk_mb)
+                    if warm and job.is_function:
+                        _prepare_zygotes(session)
+                    results[index] = job.run(session)
+                    session.reset(keep_judge=tuple(sorted(session.prepared & _KEPT_JUDGE_FILES)))
+                except SessionError as exc:  # that session is gone (aborted); the next job opens a new one
+                    if results[index] is None:
+                        results[index] = job.sandbox_error(exc)
+                    session = None
+        finally:
+            if session is not None:
+                session.close()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(queue))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, original in alias.items():
+        results[index] = copy.deepcopy(results[original])
+    return results  # type: ignore[return-value]
+
+
+_KEPT_JUDGE_FILES = frozenset({"harness.py", *ZYGOTE_FILES})
+
+
+def _write_harness(session: Session) -> None:
+    if "harness.py" not in session.prepared:
+        session.write({"harness.py": HARNESS_SOURCE}, where="judge", owner="root", mode=0o644)
+        session.prepared.add("harness.py")
+
+
+def _prepare_zygotes(session: Session) -> None:
+    """Start the candidate and checker zygotes once per session, with the exact command prefixes of
+    _judge_function's programs (so the supervisor forks those from them)."""
+    if "zygotes" in session.prepared:
+        return
+    _write_harness(session)
+    session.write(ZYGOTE_FILES, where="judge", owner="root", mode=0o644)
+    session.prepared.update(ZYGOTE_FILES)
+    session.prepared.add("zygotes")
+    j = session.paths["judge"]
+    session.start_zygotes([[sys.executable, "-I", f"{j}/harness.py"], [sys.executable, "-I", "-S", f"{j}/harness.py"]])
 
 
 def _judge_stdio(session: Session, code, tests, lang, limits, stop, tolerance, checker) -> JudgeResult:
@@ -241,7 +362,7 @@ def _check(session: Session, checker, test: StdioTest, actual: str, tolerance) -
 def _judge_function(session: Session, code: str, tests: FunctionTests, limits: Limits, stop: bool,
                     tolerance) -> JudgeResult:
     session.write({"solution.py": code})
-    session.write({"harness.py": HARNESS_SOURCE}, where="judge", owner="root", mode=0o644)
+    _write_harness(session)
     session.write({"tests.py": tests.test_code or "", "prelude.py": tests.prelude}, where="judge",
                   owner="checker", mode=0o600)
     j, s = session.paths["judge"], session.paths["sandbox"]
@@ -325,8 +446,4 @@ def _parse_report(raw: bytes, nonce: str) -> tuple[list[dict], bool]:
 
 def judge_many(items: Sequence[dict], *, workers: int = 4, sandbox: Sandbox | None = None) -> list[JudgeResult]:
     """Judge many programs concurrently; each item holds judge()'s keyword arguments plus `code` and `tests`."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    sandbox = sandbox or default_sandbox()
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(lambda item: judge(sandbox=sandbox, **item), items))
+    return judge_batch(items, workers=workers, sandbox=sandbox)

@@ -251,6 +251,8 @@ class Session:
         self.sock, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.launcher_pid: int | None = None
         self.closed = False
+        self.disk_mb = int(disk_mb)
+        self.prepared: set[str] = set()  # what judge.py set up in this session and a reset keeps (harness, zygotes)
         try:
             sandbox._hand_over(remote)
             remote.close()
@@ -291,6 +293,20 @@ class Session:
         """Files the program left in /sandbox (missing names are skipped)."""
         reply = self._call({"op": "read", "names": list(names)}, "read", 60)
         return {name: unb64(data) for name, data in reply["files"].items()}
+
+    def start_zygotes(self, argvs: list[list[str]]) -> list[int]:
+        """Warm interpreters for programs whose argv starts with one of `argvs` (see zygote.py); their pids (empty
+        when this session cannot use zygotes: programs then start by fork + exec, with the same verdicts)."""
+        reply = self._call({"op": "zygote", "argvs": [list(a) for a in argvs],
+                            "env": sandbox_env(self.paths["sandbox"])}, "zygotes", 120)
+        if reply.get("error"):
+            log.debug("sandbox: zygotes not (all) started: %s", reply["error"])
+        return [int(pid) for pid in reply.get("started", [])]
+
+    def reset(self, keep_judge: tuple[str, ...] = ()) -> None:
+        """Make the session as fresh for the next program as a new one: no process left, /sandbox and /tmp empty,
+        /judge holding only `keep_judge`, no System V IPC objects."""
+        self._call({"op": "reset", "keep_judge": list(keep_judge)}, "reset", 120)
 
     def _call(self, message: dict, expect: str, timeout: float) -> dict:
         try:

@@ -17,6 +17,7 @@ import time
 
 from qwq.sandbox import isolation as iso
 from qwq.sandbox.protocol import ProtocolError, b64, recv_message, send_message, unb64
+from qwq.sandbox.zygote import Zygote, start_zygote
 
 TICK_SECONDS = 0.02
 REPORT_CAP_BYTES = 16 * 1024 * 1024
@@ -34,6 +35,7 @@ class Supervisor:
         self.rusage_by_pid: dict[int, tuple[int, object]] = {}
         self.accounted: set[int] = set()
         self.roots: dict[int, str] = {}
+        self.zygotes: dict[int, Zygote] = {}  # pid -> zygote (warm interpreters; see zygote.py)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -56,6 +58,10 @@ class Supervisor:
                     reply = self.read(message)
                 elif op == "run":
                     reply = self.run(message)
+                elif op == "zygote":
+                    reply = self.start_zygotes(message)
+                elif op == "reset":
+                    reply = self.reset(message)
                 elif op == "close":
                     break
                 else:
@@ -67,6 +73,9 @@ class Supervisor:
                 send_message(self.sock, reply)
             except OSError:
                 break
+        for zygote in self.zygotes.values():
+            zygote.close()
+        self.zygotes.clear()
         self.kill_all()
         try:
             send_message(self.sock, {"op": "closed"})
@@ -115,9 +124,10 @@ class Supervisor:
 
     # ------------------------------------------------------------ processes of this session
     def session_pids(self) -> list[int]:
+        """Every process the session's programs may have left (the supervisor and its zygotes excepted)."""
         me = os.getpid()
         if self.pid_namespace:
-            return [pid for pid in iso.list_pids() if pid != me]
+            return [pid for pid in iso.list_pids() if pid != me and pid not in self.zygotes]
         pids = iso.list_pids()
         wanted = {uid for uid in self.uids.values() if uid is not None}
         if wanted:
@@ -152,6 +162,9 @@ class Supervisor:
 
     def kill_all(self) -> None:
         """Kill and reap every process of the session (PID 1 of a fresh namespace: kill(-1) is exactly that)."""
+        if self.zygotes:
+            self._kill_all_but_zygotes()
+            return
         for _ in range(50):
             if self.pid_namespace:
                 try:
@@ -164,6 +177,37 @@ class Supervisor:
             if not self.session_pids():
                 return
 
+    def _kill_all_but_zygotes(self) -> None:
+        """kill(-1) would take the zygotes too: kill each program uid in one kernel pass (a helper that becomes
+        that uid and calls kill(-1), which a fork bomb cannot outrun), then whatever is left by pid."""
+        for attempt in range(200):
+            pids = self.session_pids()
+            if not pids:
+                return
+            if attempt or len(pids) > 2:
+                for role in self.uids:
+                    self._kill_uid(role)
+            self.kill_pids(pids)
+            for pid in pids:
+                self._wait_for(pid)
+            self.reap()
+            if attempt >= 3:
+                time.sleep(0.001)  # dying processes whose zombies are not ours yet (their parents are dying too)
+
+    def _wait_for(self, pid: int) -> None:
+        try:
+            done, status, usage = os.wait4(pid, 0)
+        except (ChildProcessError, InterruptedError):
+            return
+        self._record(done, status, usage)
+
+    def _record(self, pid: int, status: int, usage) -> None:
+        zygote = self.zygotes.pop(pid, None)
+        if zygote is not None:  # a zygote died: its CPU is nobody's; later programs go through exec
+            zygote.close()
+            return
+        self.rusage_by_pid[pid] = (status, usage)
+
     def reap(self, block: bool = False) -> None:
         while True:
             try:
@@ -172,7 +216,7 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            self.rusage_by_pid[pid] = (status, usage)
+            self._record(pid, status, usage)
 
     # ------------------------------------------------------------ one step
     def run(self, message: dict) -> dict:
@@ -255,19 +299,69 @@ class Supervisor:
             fd_map[int(target)] = ends[name]
         role = spec.get("role", "candidate")
         cwd = self.paths["judge"] if spec.get("cwd") == "judge" else self.paths["sandbox"]
-        pid = os.fork()
-        if pid == 0:
-            os.close(out_r)
-            os.close(err_r)
-            os.close(error_r)
-            iso.child_exec(spec["argv"], spec.get("env", {}), cwd, fd_map, spec["limits"], self.uids.get(role),
-                           self.no_new_privs, error_w)
+        pid = self._spawn_warm(dict(spec, cwd=cwd), fd_map, error_w, self.uids.get(role))
+        if pid is None:
+            pid = os.fork()
+            if pid == 0:
+                os.close(out_r)
+                os.close(err_r)
+                os.close(error_r)
+                iso.child_exec(spec["argv"], spec.get("env", {}), cwd, fd_map, spec["limits"], self.uids.get(role),
+                               self.no_new_privs, error_w)
         for fd in (stdin_fd, out_w, err_w, error_w):
             os.close(fd)
         limits = spec["limits"]
         return {"pid": pid, "role": role, "limits": limits, "status": None, "usage": None, "killed": None,
                 "stdout": bytearray(), "stderr": bytearray(), "stdout_truncated": False, "stderr_truncated": False,
                 "out_r": out_r, "err_r": err_r, "error_r": error_r, "cpu_seen": 0.0}
+
+    def _spawn_warm(self, spec: dict, fd_map: dict[int, int], error_w: int, uid: int | None) -> int | None:
+        """Fork the program from a zygote started with the same command prefix; None: use fork + exec."""
+        for zygote in self.zygotes.values():
+            if zygote.serves(spec["argv"]):
+                try:
+                    return zygote.spawn(spec, fd_map, error_w, uid, self.no_new_privs)
+                except OSError:
+                    return None  # the zygote is marked dead; this and later programs are exec'd
+        return None
+
+    # ------------------------------------------------------------ batches: zygotes and cleaning between programs
+    def start_zygotes(self, message: dict) -> dict:
+        """Start warm interpreters for these command prefixes (only with a PID namespace and per-role uids, which
+        is what lets the supervisor adopt, account and kill the programs they fork)."""
+        if not (self.pid_namespace and self.uids["candidate"] is not None and os.geteuid() == 0):
+            return {"op": "zygotes", "started": [], "error": "zygotes need the PID namespace and the uid drop"}
+        started, errors = [], []
+        for argv in message.get("argvs", []):
+            try:
+                zygote = start_zygote(list(argv), dict(message.get("env", {})), self.paths["judge"],
+                                      self.no_new_privs)
+            except OSError as exc:
+                errors.append(str(exc))
+                continue
+            self.zygotes[zygote.pid] = zygote
+            started.append(zygote.pid)
+        return {"op": "zygotes", "started": started, "error": "; ".join(errors)}
+
+    def reset(self, message: dict) -> dict:
+        """Between two programs of a batch: no process of the last one survives, /sandbox is empty again (owned
+        by the candidate uid, /tmp and /dev/shm inside it emptied), /judge keeps only `keep_judge`, and no
+        System V IPC object is left in the session's IPC namespace."""
+        self.kill_all()
+        work = self.paths["sandbox"]
+        inner = tuple(name for name in (".tmp", ".shm") if os.path.isdir(os.path.join(work, name))
+                      and not os.path.islink(os.path.join(work, name)))
+        iso.clear_directory(work, keep=inner)
+        for name in inner:
+            iso.clear_directory(os.path.join(work, name))
+            os.chmod(os.path.join(work, name), 0o1777)
+        uid = self.uids["candidate"]
+        if uid is not None and os.geteuid() == 0:
+            os.chown(work, uid, uid)
+        os.chmod(work, 0o755)
+        iso.clear_directory(self.paths["judge"], keep=tuple(message.get("keep_judge", ())))
+        iso.remove_sysv_ipc()
+        return {"op": "reset"}
 
     def _read_into(self, fd: int, readers: dict, report: bytearray, drain: bool = False) -> bool:
         """Read what is available (everything when draining); False once the pipe reached EOF."""
@@ -294,9 +388,7 @@ class Supervisor:
             if not drain:
                 return True
 
-    def _kill_role(self, role: str) -> None:
-        """Kill every process of one role. With per-role uids a helper that becomes that uid and calls kill(-1)
-        hits them all in one kernel pass, which a fork bomb cannot outrun; otherwise scan and kill."""
+    def _kill_uid(self, role: str) -> None:
         uid = self.uids.get(role)
         if uid is not None and os.geteuid() == 0:
             pid = os.fork()
@@ -309,6 +401,11 @@ class Supervisor:
                 finally:
                     os._exit(0)
             os.waitpid(pid, 0)
+
+    def _kill_role(self, role: str) -> None:
+        """Kill every process of one role. With per-role uids a helper that becomes that uid and calls kill(-1)
+        hits them all in one kernel pass, which a fork bomb cannot outrun; otherwise scan and kill."""
+        self._kill_uid(role)
         for _ in range(20):
             victims = [p for p in self.session_pids() if self.role_of(p, self.roots) == role]
             if not victims:
