@@ -1,10 +1,16 @@
-"""Sandbox throughput: a trivial Python program through the sandbox vs a bare subprocess, and over HTTP.
+"""Sandbox throughput: a trivial Python program through the sandbox vs a bare subprocess, and over HTTP; and the
+code reward's workload, many small function-test programs, one session each (old path) vs judge_batch (new path).
 
-    python benchmarks/bench_sandbox.py [--runs 60] [--clients 8]
+    python benchmarks/bench_sandbox.py [--runs 60] [--clients 8] [--programs 64] [--workers 2] [--only-batch]
 
 Prints executions/s for: bare `subprocess.run([python, -c, CODE])`, the in-process sandbox (sequential, and with
 `--clients` threads), and the HTTP service with `--clients` concurrent clients; then the ratios. The target is a
 per-run overhead of at most 1.5x the bare subprocess (sequential, same machine, same run).
+
+The batch case judges `--programs` distinct teacher programs of qwq.rl's code task (function tests, 4 cases each)
+with `--workers` threads: `judge()` per program in a thread pool (one session, two interpreter start-ups per
+program: the old `judge_many`) against `judge_batch` (one reused session per worker, programs forked from warm
+zygotes), rounds interleaved so background load hits both alike; it also checks that both give the same verdicts.
 """
 
 from __future__ import annotations
@@ -35,11 +41,73 @@ def rate(label: str, runs: int, fn, clients: int = 1) -> float:
     return per_second
 
 
+def function_programs(count: int) -> list[dict]:
+    """`count` distinct judge items from the RL code task: its teacher's programs (some wrong) and their tests."""
+    import random
+
+    from qwq.rl.data import columns
+    from qwq.rl.tasks_code import CodeTask
+    from qwq.verify.code import _program, parse_test_spec
+
+    task, rng = CodeTask(), random.Random(0)
+    items, seen = [], set()
+    while len(items) < count:
+        example = task.generate(rng)
+        code, _ = _program(task.teacher(example, rng, 0.3), "python", True)
+        spec = columns([example])["tests"][0]
+        if code is not None and code not in seen:
+            seen.add(code)
+            items.append({"code": code, "tests": parse_test_spec(spec)})
+    return items
+
+
+def bench_batch(programs: int, workers: int, rounds: int = 3) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qwq.sandbox.judge import judge, judge_batch
+    from qwq.sandbox.runner import Sandbox
+
+    items = function_programs(programs)
+    sandbox = Sandbox().start()
+
+    def old() -> list:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda item: judge(sandbox=sandbox, **item), items))
+
+    def new() -> list:
+        return judge_batch(items, workers=workers, sandbox=sandbox)
+
+    def timed(fn) -> tuple[float, list]:
+        start = time.perf_counter()
+        results = fn()
+        return 1000 * (time.perf_counter() - start) / len(items), [(r.verdict, r.passed) for r in results]
+
+    print(f"\n{len(items)} distinct function-test programs (RL code task), {workers} workers")
+    new()  # warm sessions and zygotes, as a training run has them after its first step
+    old_ms, new_ms, mismatches = [], [], 0
+    for _ in range(rounds):
+        ms_old, verdicts_old = timed(old)
+        ms_new, verdicts_new = timed(new)
+        old_ms.append(ms_old)
+        new_ms.append(ms_new)
+        mismatches += sum(a != b for a, b in zip(verdicts_old, verdicts_new))
+        print(f"  old judge() per program {ms_old:6.1f} ms/program   new judge_batch {ms_new:6.1f} ms/program")
+    sandbox.close()
+    print(f"batch vs one session per program: {min(old_ms) / min(new_ms):.2f}x throughput (best rounds: "
+          f"{min(old_ms):.1f} -> {min(new_ms):.1f} ms/program); verdict mismatches: {mismatches}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--programs", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only-batch", action="store_true", help="run only the many-programs case")
     args = parser.parse_args()
+    if args.only_batch:
+        bench_batch(args.programs, args.workers)
+        return
 
     import httpx
     import uvicorn
@@ -94,6 +162,7 @@ def main() -> None:
     print(f"overhead per run, sandbox vs bare (sequential): {bare_rate / box_rate:.2f}x  (target <= 1.5x)")
     print(f"sandbox {args.clients} threads vs sequential:            {box_parallel / box_rate:.2f}x throughput")
     print(f"HTTP {args.clients} clients vs in-process {args.clients} threads:   {http_rate / box_parallel:.2f}x throughput")
+    bench_batch(args.programs, args.workers)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,7 @@ def judge_batch(items: Sequence[dict], *, workers: int = 2, sandbox: Sandbox | N
 
     def work() -> None:
         session: Session | None = None
+        clean = True  # False while a program's traces may be in the session (it is then closed, never reused)
         try:
             while True:
                 with lock:
@@ -266,21 +267,23 @@ def judge_batch(items: Sequence[dict], *, workers: int = 2, sandbox: Sandbox | N
                 job = jobs[index]
                 try:
                     if session is not None and (session.closed or session.disk_mb != job.limits.disk_mb):
-                        session.close()
+                        sandbox.give_back(session, clean)
                         session = None
                     if session is None:
-                        session = sandbox.session(disk_mb=job.limits.disk_mb)
+                        session, clean = sandbox.borrow_session(job.limits.disk_mb), True
                     if warm and job.is_function:
                         _prepare_zygotes(session)
+                    clean = False
                     results[index] = job.run(session)
                     session.reset(keep_judge=tuple(sorted(session.prepared & _KEPT_JUDGE_FILES)))
+                    clean = True
                 except SessionError as exc:  # that session is gone (aborted); the next job opens a new one
                     if results[index] is None:
                         results[index] = job.sandbox_error(exc)
                     session = None
         finally:
             if session is not None:
-                session.close()
+                sandbox.give_back(session, clean)
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(queue))))]
     for thread in threads:

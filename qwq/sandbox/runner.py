@@ -85,6 +85,8 @@ class Sandbox:
         # practically never share a uid (a shared uid would share RLIMIT_NPROC).
         self._uid_base = 100_000 + secrets.randbelow(8_000_000) * 256
         self._free_slots = list(range(max_sessions))
+        self._idle: list[Session] = []  # clean, reset sessions kept warm (with their zygotes) for the next batch
+        self.max_idle = min(4, max_sessions // 2)
         self._slots_cond = threading.Condition()
         self._lock = threading.RLock()  # re-entered when a dead fork server is restarted mid-handover
         self._send_lock = threading.RLock()
@@ -200,10 +202,32 @@ class Sandbox:
 
     # ------------------------------------------------------------ sessions
     def _acquire_slot(self) -> int:
+        while True:
+            with self._slots_cond:
+                if self._free_slots:
+                    return self._free_slots.pop()
+                idle = self._idle.pop() if self._idle else None
+                if idle is None:
+                    self._slots_cond.wait()
+                    continue
+            idle.close()  # a warm idle session gives its slot to a new one
+
+    def borrow_session(self, disk_mb: int = 128) -> "Session":
+        """A warm idle session of this size (reset after its last program, zygotes running), else a new one."""
         with self._slots_cond:
-            while not self._free_slots:
-                self._slots_cond.wait()
-            return self._free_slots.pop()
+            for index, session in enumerate(self._idle):
+                if session.disk_mb == int(disk_mb):
+                    return self._idle.pop(index)
+        return self.session(disk_mb)
+
+    def give_back(self, session: "Session", clean: bool) -> None:
+        """Keep a session for reuse only if it is open and was reset after its last program; else close it."""
+        if clean and not session.closed:
+            with self._slots_cond:
+                if len(self._idle) < self.max_idle:
+                    self._idle.append(session)
+                    return
+        session.close()
 
     def _release_slot(self, slot: int) -> None:
         with self._slots_cond:
@@ -233,6 +257,10 @@ class Sandbox:
             return RunResult.sandbox_error(f"sandbox failure: {exc}")
 
     def close(self) -> None:
+        with self._slots_cond:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
         with self._lock:
             self._stop_server()
 

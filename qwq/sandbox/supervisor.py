@@ -345,8 +345,8 @@ class Supervisor:
 
     def reset(self, message: dict) -> dict:
         """Between two programs of a batch: no process of the last one survives, /sandbox is empty again (owned
-        by the candidate uid, /tmp and /dev/shm inside it emptied), /judge keeps only `keep_judge`, and no
-        System V IPC object is left in the session's IPC namespace."""
+        by the candidate uid, mode 0755, no extended attributes; /tmp and /dev/shm inside it emptied), /judge keeps
+        only `keep_judge`, and no System V IPC object is left in the session's IPC namespace."""
         self.kill_all()
         work = self.paths["sandbox"]
         inner = tuple(name for name in (".tmp", ".shm") if os.path.isdir(os.path.join(work, name))
@@ -359,6 +359,8 @@ class Supervisor:
         if uid is not None and os.geteuid() == 0:
             os.chown(work, uid, uid)
         os.chmod(work, 0o755)
+        for name in os.listxattr(work):  # the candidate owns /sandbox: user xattrs and ACLs on it would carry over
+            os.removexattr(work, name)
         iso.clear_directory(self.paths["judge"], keep=tuple(message.get("keep_judge", ())))
         iso.remove_sysv_ipc()
         return {"op": "reset"}

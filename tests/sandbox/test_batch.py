@@ -83,6 +83,10 @@ open('/tmp/note', 'w').write('a')
 open('/dev/shm/note', 'w').write('a')
 os.mkdir('dir')
 os.chmod('.', 0o777)
+try:
+    os.setxattr('.', 'user.note', b'a')
+except OSError:
+    pass
 libc = ctypes.CDLL(None)
 libc.shmget(4242, 4096, 0o1666)
 if os.fork() == 0:
@@ -113,10 +117,11 @@ def probe():
                 pass
     return {"files": sorted(os.listdir('.')) + sorted(os.listdir('/tmp')) + sorted(os.listdir('/dev/shm')),
             "others": others, "shm": ctypes.CDLL(None).shmget(4242, 0, 0), "cwd": os.getcwd(),
-            "mode": oct(stat.S_IMODE(os.stat('/sandbox').st_mode))}
+            "mode": oct(stat.S_IMODE(os.stat('/sandbox').st_mode)), "xattrs": os.listxattr('/sandbox')}
 """
 
-CLEAN_VIEW = {"files": [".shm", ".tmp", "solution.py"], "others": [], "shm": -1, "cwd": "/sandbox", "mode": "0o755"}
+CLEAN_VIEW = {"files": [".shm", ".tmp", "solution.py"], "others": [], "shm": -1, "cwd": "/sandbox", "mode": "0o755",
+              "xattrs": []}
 
 
 def test_a_program_sees_nothing_of_the_one_before(sandbox):
@@ -129,6 +134,12 @@ def test_a_program_sees_nothing_of_the_one_before(sandbox):
     items = [fn(LEAVE_TRACES, leave, limits), fn(OBSERVE, view, limits)] * 2
     results = judge_batch(items, workers=1, sandbox=sandbox)
     assert [r.verdict for r in results] == [Verdict.OK] * 4, [r.message for r in results]
+    # across batches too: the second batch gets the first one's session back from the warm pool
+    first = judge_batch(items[:1], workers=1, sandbox=sandbox)[0]
+    idle = list(sandbox._idle)
+    second = judge_batch(items[1:2], workers=1, sandbox=sandbox)[0]
+    assert first.verdict is second.verdict is Verdict.OK, second.message
+    assert idle and set(idle) & set(sandbox._idle), "the warm session was not reused"
 
 
 def test_batch_programs_come_from_zygotes_with_every_limit(sandbox):
