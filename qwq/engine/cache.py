@@ -272,14 +272,18 @@ class PagedKVCache:
     def _prepare_indices(self, seq_ids: list[int], starts: list[int], num_new: int) -> None:
         total = [s + num_new for s in starts]
         width = max(total)
-        new_slots, key_slots = [], []
-        for sid, start, end in zip(seq_ids, starts, total):
-            state = self.seqs[sid]
-            slots = self._slots(state, 0, end)
-            new_slots.append(slots[start:])
-            key_slots.append(F.pad(slots, (0, width - end)))
-        self._write_index = torch.cat(new_slots).to(self.device)
-        self._read_index = torch.stack(key_slots).to(self.device)  # [B, width]
+        # All rows at once: slot = table[row, position // block_size] * block_size + position % block_size, from
+        # the block tables padded to one width (a per-row loop costs more than the forward for a big batch).
+        tables = [self.seqs[sid].blocks for sid in seq_ids]
+        table_width = max(len(t) for t in tables)
+        table = torch.tensor([t + [0] * (table_width - len(t)) for t in tables], dtype=torch.long)
+        positions = torch.arange(width)
+        slots = table[:, positions // self.block_size] * self.block_size + positions % self.block_size
+        ends = torch.tensor(total)[:, None]
+        read = slots.masked_fill(positions[None] >= ends, 0)  # slot 0 pads the shorter rows (masked out)
+        new_positions = torch.tensor(starts)[:, None] + torch.arange(num_new)
+        self._write_index = slots.gather(1, new_positions).reshape(-1).to(self.device)
+        self._read_index = read.to(self.device)  # [B, width]
         self._width = width
         # A single row whose blocks follow each other in the pool reads its keys as a view: no gather copy (the
         # usual case for one stream, whose blocks come off the free list in order; always so for the static cache).

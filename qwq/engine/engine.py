@@ -191,6 +191,8 @@ class Engine:
         if len(per_prompt) != len(prompts):
             raise UsageError(f"{len(per_prompt)} sampling parameter sets for {len(prompts)} prompts")
         requests = [self._request(p, sp, None, controllers) for p, sp in zip(prompts, per_prompt)]
+        for request in requests:
+            request.stream_text = False  # only the results are returned: no per-token text deltas to build
         added = []
         try:
             for request in requests:

@@ -160,45 +160,122 @@ def apply_penalties(logits: torch.Tensor, rows: Sequence[RowSampling]) -> None:
         logits[i] -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(logits.dtype)
 
 
-def _filtered_candidates(logits: torch.Tensor, log_norm: torch.Tensor, params: SamplingParams,
-                         cand_logits: torch.Tensor, cand_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sorted survivors (logits, ids) of top_k -> top_p -> min_p for one row.
+def _row_settings(rows: Sequence[RowSampling], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(temperature, top_k (0: off), top_p, min_p) of every row, each as an [R, 1] tensor."""
+    def column(values: list, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=device)[:, None]
 
-    cand_logits/cand_ids: this row's best candidates, sorted descending (at least top_k of them when top_k > 0).
-    log_norm: the log-partition over the full (penalised) row, used when top_k is off.
+    params = [r.params for r in rows]
+    return (column([p.temperature for p in params], torch.float32), column([p.top_k for p in params], torch.long),
+            column([p.top_p for p in params], torch.float32), column([p.min_p for p in params], torch.float32))
+
+
+def _survivors(vals: torch.Tensor, log_norm: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
+               min_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which sorted candidates survive top_k -> top_p -> min_p (mask [R, W]), and which rows without top_k cannot
+    be decided from their W best candidates because the cut may fall beyond them ([R]).
+
+    vals: each row's best logits, sorted descending; log_norm: each row's log-partition over its whole vocabulary.
+    Sums run as cumulative sums along the row, so a row's result does not depend on W (the batch's widest top_k).
     """
-    if params.top_k > 0:
-        k = min(params.top_k, cand_logits.shape[0])
-        vals, ids = cand_logits[:k], cand_ids[:k]
-        probs = torch.softmax(vals, dim=-1)  # renormalised over the top-k survivors
-    elif params.top_p >= 1.0 and params.min_p == 0.0:
-        return logits, torch.arange(logits.shape[0], device=logits.device)  # no cut at all
+    width = vals.shape[1]
+    has_k = top_k > 0
+    column = torch.arange(width, device=vals.device)[None]
+    in_k = ~has_k | (column < top_k)
+    # top_k rows renormalise over their k survivors; the others keep the full-vocabulary probabilities
+    unnormalised = torch.exp(vals - vals[:, :1])
+    top_k_mass = unnormalised.cumsum(-1).gather(1, (top_k.clamp(1, width) - 1))
+    probs = torch.where(has_k, (unnormalised / top_k_mass).masked_fill(~in_k, 0.0),
+                        torch.exp(vals - log_norm[:, None]))
+    cumulative = torch.cumsum(probs, dim=-1)
+    cuts_p = top_p < 1.0
+    undecided = torch.where(cuts_p, cumulative[:, -1:] < top_p, (min_p > 0.0) & (probs[:, -1:] >= min_p * probs[:, :1]))
+    undecided = (undecided & ~has_k).squeeze(1)
+    in_p = ~cuts_p | (cumulative - probs < top_p)  # the smallest prefix whose mass reaches top_p
+    in_min = probs >= min_p * probs[:, :1]  # min_p 0 keeps everything (probabilities are >= 0)
+    keep = in_k & in_p & in_min
+    keep[:, 0] = True  # the best token always survives
+    return keep, undecided
+
+
+def _draw(weights: torch.Tensor, rows: Sequence[RowSampling]) -> torch.Tensor:
+    """One column per row of `weights` [R, W] (unnormalised, >= 0, at least one positive per row), by inverse CDF
+    with a uniform from the row's own generator. Columns must be in an order that depends on the row alone (token
+    id order), so the pick does not depend on what else is in the batch."""
+    uniforms = torch.cat([torch.rand(1, generator=r.generator, dtype=torch.float64, device=r.generator.device)
+                          for r in rows])
+    cdf = torch.cumsum(weights.double(), dim=-1)
+    target = (uniforms.to(cdf.device) * cdf[:, -1])[:, None]
+    picks = torch.searchsorted(cdf, target, right=True).squeeze(1)  # first column whose cdf exceeds the target
+    # rounding can put the target at the very top: fall back to the last column with any weight
+    last = weights.shape[1] - 1 - (weights > 0).flip(-1).int().argmax(-1)
+    return torch.minimum(picks, last)
+
+
+def _sample_uncut(logits: torch.Tensor, temperature: torch.Tensor, rows: Sequence[RowSampling]) -> torch.Tensor:
+    """Rows that sample from the whole (tempered) vocabulary."""
+    best = logits.max(dim=-1, keepdim=True).values
+    return _draw(torch.exp((logits - best) / temperature), rows)
+
+
+def _sample_cut(logits: torch.Tensor, settings: tuple[torch.Tensor, ...], rows: Sequence[RowSampling],
+                exact: bool = False) -> torch.Tensor:
+    """Rows with a top_k, top_p or min_p cut: their survivors, drawn from in token id order."""
+    temperature, top_k, top_p, min_p = settings
+    vocab = logits.shape[-1]
+    log_norm = torch.logsumexp(logits, dim=-1)
+    if exact:
+        vals, ids = torch.sort(logits, dim=-1, descending=True)
     else:
-        vals, ids = cand_logits, cand_ids
-        probs = torch.exp(vals - log_norm)
-        if params.top_p < 1.0:
-            covered = float(probs.sum()) >= params.top_p
-        else:
-            covered = float(probs[-1]) < params.min_p * float(probs[0])
-        if not covered and vals.shape[0] < logits.shape[0]:
-            vals, ids = torch.sort(logits, descending=True)
-            probs = torch.exp(vals - log_norm)
-    if params.top_p < 1.0:
-        cumulative = torch.cumsum(probs, dim=-1)
-        keep = int((cumulative - probs < params.top_p).sum())  # smallest prefix whose mass reaches top_p
-        keep = max(keep, 1)
-        vals, ids, probs = vals[:keep], ids[:keep], probs[:keep]
-    if params.min_p > 0.0:
-        keep = int((probs >= params.min_p * probs[0]).sum())  # sorted: the survivors are a prefix
-        vals, ids = vals[: max(keep, 1)], ids[: max(keep, 1)]
-    return vals, ids
+        width = min(vocab, max(r.params.top_k if r.params.top_k > 0 else CANDIDATES_WITHOUT_TOP_K for r in rows))
+        vals, ids = logits.topk(width, dim=-1, sorted=True)
+    keep, undecided = _survivors(vals, log_norm, top_k, top_p, min_p)
+    if not exact and vals.shape[1] < vocab and bool(undecided.any()):
+        picks = torch.empty(len(rows), dtype=torch.long, device=logits.device)
+        redo = undecided.nonzero().squeeze(1).tolist()  # these rows need every token: sort them whole
+        done = [i for i in range(len(rows)) if i not in set(redo)]
+        picks[redo] = _sample_cut(logits[redo], tuple(t[redo] for t in settings), [rows[i] for i in redo], True)
+        if done:
+            picks[done] = _sample_cut(logits[done], tuple(t[done] for t in settings), [rows[i] for i in done])
+        return picks
+    weights = torch.exp((vals - vals[:, :1]) / temperature).masked_fill(~keep, 0.0)
+    order = ids.masked_fill(~keep, vocab).argsort(dim=-1)  # survivors in token id order, the others after them
+    ids, weights = ids.gather(1, order), weights.gather(1, order)
+    return ids.gather(1, _draw(weights, rows)[:, None]).squeeze(1)
+
+
+def _sample_random(logits: torch.Tensor, rows: Sequence[RowSampling], index_of: Sequence[int]) -> list[int]:
+    """Sampled token ids for rows with temperature > 0 (`logits` [R, V], penalties and biases applied). Each row
+    takes the path its own parameters decide, so its token does not depend on the other rows."""
+    best = logits.max(dim=-1).values
+    masked = ~torch.isfinite(best)
+    if bool(masked.any()):
+        row = index_of[int(masked.nonzero()[0])]
+        raise ValueError(f"sample_batch: every token of row {row} is masked (-inf)")
+    settings = _row_settings(rows, logits.device)
+    temperature, top_k, top_p, min_p = settings
+    uncut = ((top_k == 0) & (top_p >= 1.0) & (min_p == 0.0)).squeeze(1).tolist()
+    if all(uncut):
+        return _sample_uncut(logits, temperature, rows).tolist()
+    if not any(uncut):
+        return _sample_cut(logits, settings, rows).tolist()
+    picks = [0] * len(rows)
+    for wanted in (True, False):
+        members = [i for i, u in enumerate(uncut) if u == wanted]
+        sub, sub_rows = logits[members], [rows[i] for i in members]
+        got = (_sample_uncut(sub, temperature[members], sub_rows) if wanted
+               else _sample_cut(sub, tuple(t[members] for t in settings), sub_rows))
+        for i, token in zip(members, got.tolist()):
+            picks[i] = token
+    return picks
 
 
 def sample_batch(logits: torch.Tensor, rows: Sequence[RowSampling], vocab_limit: int | None = None
                  ) -> SampleBatchOutput:
     """Pick one token per row of `logits` [B, V] (any float dtype; computed in fp32).
 
-    `vocab_limit`: ids >= it are embedding padding rows (no token) and are never picked.
+    `vocab_limit`: ids >= it are embedding padding rows (no token) and are never picked. Raises ValueError (before
+    any generator is drawn from) when a sampled row has every token masked.
     """
     if logits.dim() != 2 or logits.shape[0] != len(rows):
         raise ValueError(f"sample_batch: logits {tuple(logits.shape)} for {len(rows)} rows")
@@ -218,26 +295,16 @@ def sample_batch(logits: torch.Tensor, rows: Sequence[RowSampling], vocab_limit:
 
     chosen = [0] * len(rows)
     greedy_rows = [i for i, r in enumerate(rows) if r.params.greedy]
-    if greedy_rows:
-        picks = logits[greedy_rows].argmax(dim=-1).tolist()
-        for i, tok in zip(greedy_rows, picks):
-            chosen[i] = tok
     random_rows = [i for i, r in enumerate(rows) if not r.params.greedy]
     if random_rows:
-        sub = logits[random_rows]
-        width = max(r.params.top_k if r.params.top_k > 0 else CANDIDATES_WITHOUT_TOP_K
-                    for r in (rows[i] for i in random_rows))
-        width = min(width, vocab)
-        cand_logits, cand_ids = sub.topk(width, dim=-1, sorted=True)
-        log_norm = torch.logsumexp(sub, dim=-1)
-        for j, i in enumerate(random_rows):
-            params = rows[i].params
-            vals, ids = _filtered_candidates(sub[j], log_norm[j], params, cand_logits[j], cand_ids[j])
-            if not torch.isfinite(vals.max()):
-                raise ValueError(f"sample_batch: every token of row {i} is masked (-inf)")
-            probs = torch.softmax(vals / params.temperature, dim=-1)
-            pick = torch.multinomial(probs, 1, generator=rows[i].generator)
-            chosen[i] = int(ids[pick])
+        sub = logits if len(random_rows) == len(rows) else logits[random_rows]
+        picks = _sample_random(sub, [rows[i] for i in random_rows], random_rows)
+        for i, tok in zip(random_rows, picks):
+            chosen[i] = tok
+    if greedy_rows:
+        sub = logits if len(greedy_rows) == len(rows) else logits[greedy_rows]
+        for i, tok in zip(greedy_rows, sub.argmax(dim=-1).tolist()):
+            chosen[i] = tok
 
     logprobs = top = None
     if want_logprobs:

@@ -219,6 +219,7 @@ class Scheduler:
                 request.timings.cached_prompt_tokens = cached
                 ready.append((request, cached))
             logits = self._prefill(ready, events)
+            forked: list[RequestState] = []
             for request, _ in ready:
                 if request.error is not None:
                     continue
@@ -226,11 +227,15 @@ class Scheduler:
                     first = request.seqs[0]
                     for seq in request.seqs[1:]:
                         self.cache.fork(first.seq_id, seq.seq_id)
-                    self._choose(request.seqs, logits[request.request_id].expand(len(request.seqs), -1), events)
                 except Exception as exc:  # noqa: BLE001
                     self.fail(request, exc, events, "prefill")
-                if request.error is None:
-                    self.running.append(request)
+                    continue
+                forked.append(request)
+            if forked:  # every sample of the wave picks its first token in one batch
+                seqs = [seq for request in forked for seq in request.seqs]
+                rows = torch.cat([logits[r.request_id].expand(len(r.seqs), -1) for r in forked])
+                self._choose(seqs, rows, events)
+            self.running.extend(r for r in forked if r.error is None)
 
     def _prefill(self, ready: list[tuple[RequestState, int]], events: list[TokenEvent]) -> dict[str, torch.Tensor]:
         """Logits [1, V] of each prompt's last token, by request id. A packed forward that raises is retried one

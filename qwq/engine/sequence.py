@@ -27,6 +27,7 @@ class RequestState:
     admitted: bool = False
     aborted: bool = False
     error: BaseException | None = None  # what made the engine fail this request (its samples end with "error")
+    stream_text: bool = True  # False: nobody reads the events' text deltas, the text is decoded at the end
     first_token_at: float | None = None
 
     @property
@@ -51,7 +52,8 @@ class SequenceState:
         self.logprobs: list[float] | None = [] if params.logprobs else None
         self.top_logprobs: list | None = [] if params.top_logprobs else None
         self.forced_mask: list[bool] = []
-        self.text = SampleText(tokenizer, params.stop, params.include_stop_str_in_output, params.skip_special_tokens)
+        self.text = SampleText(tokenizer, params.stop, params.include_stop_str_in_output, params.skip_special_tokens,
+                               request.stream_text)
         stop_ids = set(params.stop_token_ids)
         if not params.ignore_eos:
             stop_ids.update(eos_ids)

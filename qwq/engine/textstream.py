@@ -26,8 +26,11 @@ class SampleText:
     """Incremental text of one sample. `push(token)` returns (visible delta, matched stop string or None)."""
 
     def __init__(self, tokenizer: Any | None, stop: Sequence[str] = (), include_stop: bool = False,
-                 skip_special_tokens: bool = True) -> None:
+                 skip_special_tokens: bool = True, stream: bool = True) -> None:
         self._decoder = tokenizer.incremental_decoder(skip_special_tokens=skip_special_tokens) if tokenizer else None
+        # Without stop strings and with nobody reading the deltas (Engine.generate), tokens wait undecoded until
+        # the text is asked for: the same decoder, fed the same tokens, later and in one go.
+        self._deferred: list[int] | None = [] if not stream and not stop and self._decoder is not None else None
         self.stop = tuple(stop)
         self.include_stop = include_stop
         self._longest_stop = max((len(s) for s in self.stop), default=0)
@@ -37,9 +40,16 @@ class SampleText:
         self._emitted = 0  # characters handed out as deltas
         self._cut: int | None = None  # the final length once a stop string matched
 
+    def _decode_deferred(self) -> None:
+        if self._deferred:
+            pieces = [self._decoder.feed(token) for token in self._deferred]
+            self._deferred.clear()
+            self._append("".join(pieces))
+
     @property
     def text(self) -> str:
         """The text so far: everything decoded, or the final text once a stop string matched."""
+        self._decode_deferred()
         if len(self._parts) > 1:
             self._parts = ["".join(self._parts)]
         full = self._parts[0] if self._parts else ""
@@ -88,12 +98,16 @@ class SampleText:
     def push(self, token_id: int) -> tuple[str, str | None]:
         if self._cut is not None:
             raise RuntimeError("SampleText.push after a stop string ended the sample")
+        if self._deferred is not None:
+            self._deferred.append(token_id)
+            return "", None
         piece = self._decoder.feed(token_id) if self._decoder is not None else ""
         matched = self._append(piece)
         return self._delta(final=False), matched
 
     def finish(self) -> str:
         """End of the sample: settle incomplete characters and release any held-back text."""
+        self._decode_deferred()
         if self._cut is None and self._decoder is not None:
             self._append(self._decoder.flush())
         return self._delta(final=True)

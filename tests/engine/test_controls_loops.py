@@ -36,6 +36,18 @@ def test_exact_cycle_is_found_within_its_bound():
         assert loop.at_token - len(prefix) < bound  # fires within W_p + p tokens of the loop's start
 
 
+def test_a_loop_is_found_at_the_first_token_that_completes_its_evidence():
+    # the detector only examines tokens once a loop is possible at all; the first possible moment must still count
+    settings = LoopBreakerSettings()
+    loop = detect_loop([5] * 200)
+    assert loop is not None and loop.period == 1 and loop.at_token == settings.min_span  # W_1 + 1 tokens: 0..48
+    detector = LoopDetector()
+    found = [detector.push(t) for t in [3, 4] * 60]
+    first = next(i for i, f in enumerate(found) if f is not None)
+    assert first == found[first].at_token == settings.min_span + 1  # period 2: W_2 + 2 tokens
+    assert all(f is None for f in found[:first]) and all(f is found[first] for f in found[first:])
+
+
 def test_near_exact_cycle_with_a_changing_counter_is_found():
     rng = random.Random(2)
     cycle = [rng.randrange(1000) for _ in range(40)]

@@ -121,3 +121,34 @@ def test_sample_seeds_differ_per_sample_and_between_requests():
     assert len(seeds) == 100
     assert SamplingParams(seed=6).sample_seed(0) not in seeds
     assert SamplingParams().sample_seed(0) is None
+
+
+def test_a_mixed_batch_gives_each_row_the_token_it_gets_alone():
+    # rows with and without cuts, vocabulary wider than the top-k-less candidate shortcut: every path of the
+    # batched sampler (no cut, candidates, exact sort) in one batch, each row still on its own generator
+    torch.manual_seed(1)
+    logits = torch.randn(6, 3000) * 2
+    logits[5] = 0.0  # flat: its 0.9 nucleus lies beyond the best 1024 candidates
+    params = [SamplingParams(temperature=1.0, top_k=0, top_p=1.0), SamplingParams(temperature=0.7, top_k=40),
+              SamplingParams(temperature=1.3, top_k=0, top_p=0.8), SamplingParams(temperature=0.5, top_k=5, top_p=0.5),
+              SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.1),
+              SamplingParams(temperature=1.0, top_k=0, top_p=0.9)]
+    for seed in range(20):
+        batch = sample_batch(logits, [row(p, seed=seed * 10 + i) for i, p in enumerate(params)]).token_ids
+        alone = [sample_batch(logits[i:i + 1], [row(p, seed=seed * 10 + i)]).token_ids[0]
+                 for i, p in enumerate(params)]
+        assert batch == alone
+        assert batch[1] in logits[1].topk(40).indices.tolist()
+        assert batch[3] in logits[3].topk(5).indices.tolist()
+
+
+def test_sampled_frequencies_follow_the_filtered_tempered_distribution():
+    logits = torch.log(torch.tensor([0.40, 0.25, 0.15, 0.10, 0.05, 0.03, 0.02]))
+    params = SamplingParams(temperature=0.7, top_k=4, top_p=1.0)
+    expected = torch.softmax(logits[:4] / 0.7, dim=-1).tolist()
+    # many rows at once, each with its own generator: one batched draw per row
+    rows = [row(params, seed=s) for s in range(6000)]
+    picks = sample_batch(logits.expand(6000, -1), rows).token_ids
+    for token, p in enumerate(expected):
+        assert picks.count(token) / 6000 == pytest.approx(p, abs=0.02)
+    assert set(picks) <= {0, 1, 2, 3}

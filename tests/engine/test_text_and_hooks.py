@@ -61,6 +61,30 @@ def test_utf8_characters_split_across_tokens_stream_whole(tokenizer):
     assert all("\ufffd" not in d for d in deltas)
 
 
+def test_deferred_text_decodes_to_the_streamed_text(tokenizer):
+    from qwq.engine.textstream import SampleText
+
+    ids = tokenizer.encode("café 你好 ✓ done") + [tokenizer.token_to_id("<|im_start|>")]
+    streamed, deferred = SampleText(tokenizer), SampleText(tokenizer, stream=False)
+    deltas = [streamed.push(t)[0] for t in ids]
+    assert all(deferred.push(t) == ("", None) for t in ids)
+    assert deferred.text == streamed.text == "café 你好 ✓ done"
+    assert deferred.finish() == "".join(deltas) + streamed.finish()
+    with_stop = SampleText(tokenizer, stop=("你",), stream=False)  # stop strings need the text per token
+    assert any(with_stop.push(t)[1] == "你" for t in ids)
+
+
+def test_generate_and_stream_give_the_same_text(tiny_model, tokenizer):
+    engine = Engine(tiny_model, tokenizer, max_batch_size=4, kv_cache_tokens=512)
+    params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=24, n=2, seed=3, ignore_eos=True)
+    prompt = tokenizer.encode("Unicode: café")
+    generated = engine.generate([prompt], params)[0]
+    events = list(engine.stream(prompt, params))
+    for sample in generated.samples:
+        assert sample.text == "".join(e.text_delta for e in events if e.sample_index == sample.index)
+        assert sample.text == engine.last_result.samples[sample.index].text
+
+
 def test_stop_strings_in_the_engine(tokenizer):
     config = tiny_config(vocab_size=tokenizer.vocab_size)
     model = make_model(config, seed=11)

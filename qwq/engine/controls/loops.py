@@ -12,10 +12,15 @@ Two detectors, both incremental (a few vectorised operations per token whatever 
 
 Detection restarts when the sample moves from thinking to answer, so an answer that restates the thinking's last
 lines does not count them twice.
+
+Neither detector can fire before `earliest` tokens (the shortest evidence either needs), and most samples end
+sooner, so the detector only stores tokens until then and catches up in one go when they reach it; the loop
+breaker likewise leaves the thinking tracker alone until its detector could have that many tokens.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +42,21 @@ class Loop:
         return {"kind": self.kind, "at_token": self.at_token, "period": self.period, "span": self.span}
 
 
+@functools.lru_cache(maxsize=16)
+def _period_tables(max_period: int, min_repeats: int, min_span: int, tolerance: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per period p: window W_p, matches needed in it, column index; and the fewest tokens any period needs.
+    Shared by every detector with these settings (read-only)."""
+    periods = np.arange(1, max_period + 1)
+    windows = np.maximum(min_span, (min_repeats - 1) * periods)
+    needed = np.ceil((1.0 - tolerance) * windows - 1e-9).astype(np.int64)
+    for table in (windows, needed):
+        table.flags.writeable = False
+    columns = np.arange(max_period)
+    columns.flags.writeable = False
+    return windows, needed, columns, int((windows + periods).min())
+
+
 class LoopDetector:
     """Feed tokens one at a time; `push` returns a Loop once the evidence is there (and keeps returning one)."""
 
@@ -46,17 +66,19 @@ class LoopDetector:
                 or ngram_repeats < 2:
             raise ValueError("bad loop detector settings")
         self.max_period, self.ngram, self.ngram_repeats = max_period, ngram, ngram_repeats
-        periods = np.arange(1, max_period + 1)
-        self.windows = np.maximum(min_span, (min_repeats - 1) * periods)  # W_p
-        self.needed = np.ceil((1.0 - tolerance) * self.windows - 1e-9).astype(np.int64)
-        self.ring_size = int(self.windows.max())
-        self.ring = np.zeros((self.ring_size, max_period), dtype=np.bool_)  # match bits of the last tokens
+        self.windows, self.needed, self._columns, shortest = _period_tables(max_period, min_repeats, min_span,
+                                                                            tolerance)
+        self.ring_size = int(self.windows[-1])  # W_p grows with p
+        self.ring: np.ndarray | None = None  # match bits of the last tokens (allocated when first needed)
         self.sums = np.zeros(max_period, dtype=np.int64)
-        self.history = np.zeros(1024, dtype=np.int64)
+        self.history = np.zeros(256, dtype=np.int64)
         self.count = 0
-        self._columns = np.arange(max_period)
         self._seen: dict[int, list[int]] = {}  # n-gram hash -> positions where it ended
         self.loop: Loop | None = None
+        # fewest tokens with which either test can pass: a full window W_p plus its lag p, or ngram_repeats
+        # non-overlapping n-grams
+        self.earliest = min(shortest, ngram * ngram_repeats)
+        self.examined = 0  # tokens the tests have looked at (the others wait in `history`)
 
     def push(self, token: int) -> Loop | None:
         t = self.count
@@ -64,12 +86,16 @@ class LoopDetector:
             self.history = np.concatenate([self.history, np.zeros_like(self.history)])
         self.history[t] = token
         self.count += 1
-        if self.loop is None:
-            self.loop = self._periodic(t, token) or self._repeated_ngram(t)
+        while self.loop is None and self.count >= self.earliest and self.examined < self.count:
+            t = self.examined
+            self.loop = self._periodic(t, int(self.history[t])) or self._repeated_ngram(t)
+            self.examined += 1
         return self.loop
 
     def _periodic(self, t: int, token: int) -> Loop | None:
         p_max = self.max_period
+        if self.ring is None:
+            self.ring = np.zeros((self.ring_size, p_max), dtype=np.bool_)
         lagged = np.full(p_max, -1, dtype=np.int64)  # lagged[p - 1] = token at t - p (-1 before the start)
         available = min(t, p_max)
         if available:
@@ -121,6 +147,7 @@ class LoopBreaker(BaseController):
         tracker_for(state)
         self.detector = detector_from(settings)
         self.fed = 0  # generated tokens given to the detector
+        self.detector_start = 0  # the first generated token the current detector sees (or will see)
         self.phase_start = 0  # generated-token index where the current phase (thinking / answer) began
         self.phase: int | None = None
         self.loops: list[dict] = []
@@ -133,12 +160,16 @@ class LoopBreaker(BaseController):
             phase = tracker.phases[self.fed]
             if phase != self.phase:  # a new phase starts with a fresh detector
                 self.phase, self.phase_start = phase, self.fed
-                self.detector = detector_from(self.settings)
+                if self.detector.count:
+                    self.detector = detector_from(self.settings)
+                self.detector_start = self.fed
             self.detector.push(ids[self.fed])
             self.fed += 1
         return self.detector.loop
 
     def before_sample(self, state: SampleState, logits: Any) -> Action | None:
+        if self.broke_at is None and state.num_generated - self.detector_start < self.detector.earliest:
+            return None  # too few tokens for any loop yet (the tracker would only tell us their phases)
         tracker = tracker_for(state)
         loop = self._feed(tracker, state.generated_ids)
         if self.broke_at is not None and not tracker.in_thinking and self.settings.answer_tokens is not None \
@@ -151,6 +182,7 @@ class LoopBreaker(BaseController):
                                    "at_token": self.phase_start + loop.at_token}
         self.loops.append(record)
         self.detector = detector_from(self.settings)  # the evidence is spent; a new loop needs new evidence
+        self.detector_start = self.fed
         self.phase = None
         if tracker.in_thinking and self.settings.action == "answer":
             self.outcome = "answered"

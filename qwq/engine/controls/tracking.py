@@ -129,6 +129,11 @@ class Accounting(BaseController):
         self.state = state
         self.tracker = tracker_for(state)
 
+    def before_sample(self, state: SampleState, logits: Any) -> None:
+        # keep up token by token, so the time to the first answer text is measured when that text came (the other
+        # controls may leave the tracker idle for a while)
+        self.tracker.sync(state)
+
     def details(self) -> dict[str, Any]:
         self.tracker.sync(self.state)
         t = self.tracker
