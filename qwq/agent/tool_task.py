@@ -1,15 +1,18 @@
-"""`tool_arith`: a tiny-preset RL task that needs the python tool to be solved.
+"""Tiny-preset RL tasks that need a tool to be solved: `tool_mod` (the default) and `tool_arith`.
 
-Multiply two 4-5 digit numbers exactly (digits and a lower bound `min_operand` are options). A few-million-parameter
-model cannot do that in its head (the answer has 8-10 digits and one wrong digit scores 0), but it can learn a
-short, fixed habit: call the python tool with `print(a * b)` and copy the printed number into `\\boxed{}`. So
-accuracy with the tool offered should rise far above accuracy without it, which is what the RL run measures: the
-baseline is the same question with no tools passed (QwQ's template then writes no tools section).
+`tool_mod`: the remainder of a product of two 3-digit numbers divided by 7 ("What is the remainder when 347 * 812
+is divided by 7?"). Neither operand is a multiple of 7, so the answer is uniform over 1-6 and no constant answer
+scores above 1/6: without the tool a model this size is at chance (it would have to divide a 5-6 digit product by 7
+in its head). With the tool it needs only a short, fixed habit: copy the two operands into `print(a * b % 7)` and
+copy the ONE printed digit into `\\boxed{}`. The earlier `tool_arith` (multiply two 4-5 digit numbers exactly) needs
+the same call but then a copy of an 8-10 digit product, which the tiny models never learned within a CPU budget
+(the cold start called the tool in ~100% of episodes and still scored 0/64): copying a long number, not using the
+tool, was the bottleneck. Keeping the printed result to one token moves the difficulty to where the tool is.
 
-Reward: 1.0 when the last `\\boxed{}` of the final answer holds the exact integer, else 0.0 (always scorable).
-The teacher writes the intended two-turn trace (call, then copy), with a probability `slip_rate` of a plausible
-mistake (no tool and a guessed or uncomputed answer, or code with the wrong operation), for a cold start RL then
-improves on.
+The baseline is the same question with no tools passed (QwQ's template then writes no tools section). Reward: 1.0
+when the last `\\boxed{}` of the final answer holds the exact integer, else 0.0 (always scorable). The teacher writes
+the intended two-turn trace (call, then copy), with a probability `slip_rate` of a plausible mistake for a cold start
+RL then improves on: skip the tool and guess, call it with the wrong operation, or miscopy an operand digit.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from qwq.tokenizer.reasoning import split_reasoning
 from qwq.tokenizer.toolcall import format_tool_call
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-SLIPS = ("guess", "no_tool", "wrong_op")
+SLIPS = ("guess", "no_tool", "wrong_op")  # tool_arith's teacher mistakes
+MOD_SLIPS = ("guess", "wrong_op", "miscopy")  # tool_mod's
 
 
 def boxed_integer(completion: str) -> int | None:
@@ -41,32 +45,17 @@ def boxed_integer(completion: str) -> int | None:
     return int(digits) if re.fullmatch(r"-?\d+", digits) else None
 
 
-class ToolArithmeticTask(Task):
-    name = "tool_arith"
-    kind = "math"
+class ToolTask(Task):
+    """What the tool tasks share: the question with or without tools, the tool (python in the sandbox or the
+    calculator), exact-integer reward on the last `\\boxed{}`, the call and copy turns of the teacher."""
 
-    def __init__(self, min_digits: int = 4, max_digits: int = 5, tool: str = "python", heldout_fraction: float = 0.2,
-                 sandbox_client: Any = None, min_operand: int = 0):
-        if not 1 <= min_digits <= max_digits <= 12:
-            raise ValueError(f"digits must satisfy 1 <= min_digits <= max_digits <= 12, got {min_digits}, {max_digits}")
+    kind = "math"
+    slips: tuple[str, ...] = ()
+
+    def __init__(self, tool: str = "python", heldout_fraction: float = 0.2, sandbox_client: Any = None):
         if tool not in ("python", "calculator"):
             raise ValueError(f"tool must be 'python' or 'calculator', got {tool!r}")
-        if min_operand > 10 ** max_digits - 1:
-            raise ValueError(f"min_operand {min_operand} has more than max_digits={max_digits} digits")
-        self.min_digits, self.max_digits, self.tool = min_digits, max_digits, tool
-        self.min_operand = min_operand  # e.g. 5 digits from 31623: every product has exactly 10 digits
-        self.heldout_fraction = heldout_fraction
-        self.sandbox_client = sandbox_client
-
-    def _number(self, rng: random.Random) -> int:
-        low_digits = max(self.min_digits, len(str(max(1, self.min_operand))))
-        d = rng.randint(low_digits, self.max_digits)
-        return rng.randint(max(10 ** (d - 1), self.min_operand), 10 ** d - 1)
-
-    def generate(self, rng: random.Random) -> Example:
-        a, b = self._number(rng), self._number(rng)
-        question = f"Compute {a} * {b} exactly.\n{MATH_INSTRUCTION}"
-        return Example(self.name, f"{a}*{b}", question, {"answer": str(a * b)}, {"a": a, "b": b})
+        self.tool, self.heldout_fraction, self.sandbox_client = tool, heldout_fraction, sandbox_client
 
     def messages(self, example: Example, with_tools: bool = True) -> list[dict]:
         """The user turn: the same question with or without tools; whether the tool is offered is decided only by
@@ -90,18 +79,109 @@ class ToolArithmeticTask(Task):
             return format_tool_call("calculator", {"expression": expression})
         return format_tool_call("python", {"code": f"print({expression})"})
 
+    def _slip(self, rng: random.Random, slip_rate: float, slips: Sequence[str]) -> str | None:
+        unknown = set(slips) - set(self.slips)
+        if unknown or not slips:
+            raise ValueError(f"slips must be a non-empty subset of {self.slips}, got {tuple(slips)}")
+        if rng.random() >= slip_rate:
+            return None
+        return slips[0] if len(slips) == 1 else rng.choice(list(slips))
+
+    def teacher(self, example: Example, rng: random.Random, slip_rate: float) -> str:
+        raise NotImplementedError(f"{self.name} demonstrations are multi-turn: use teacher_turns() with run_episode()")
+
+
+class ToolModTask(ToolTask):
+    """`tool_mod` (see the module docstring): (a * b) mod `modulus` for `digits`-digit operands, neither a multiple
+    of the modulus. Fixed-length operands keep every copy the model makes at a fixed distance."""
+
+    name = "tool_mod"
+    slips = MOD_SLIPS
+
+    def __init__(self, digits: int = 3, modulus: int = 7, tool: str = "python", heldout_fraction: float = 0.2,
+                 sandbox_client: Any = None):
+        super().__init__(tool, heldout_fraction, sandbox_client)
+        if not 2 <= digits <= 9:
+            raise ValueError(f"digits must be in 2..9, got {digits}")
+        if modulus not in (3, 5, 7):  # prime: a product of non-multiples is never 0 and its remainder is uniform
+            raise ValueError(f"modulus must be 3, 5 or 7 (a prime with a one-digit remainder), got {modulus}")
+        self.digits, self.modulus = digits, modulus
+        self.chance_accuracy = 1.0 / (modulus - 1)  # the best a model that cannot compute the remainder can do
+
+    def _operand(self, rng: random.Random) -> int:
+        while True:
+            n = rng.randint(10 ** (self.digits - 1), 10 ** self.digits - 1)
+            if n % self.modulus:
+                return n
+
+    def generate(self, rng: random.Random) -> Example:
+        a, b = self._operand(rng), self._operand(rng)
+        m = self.modulus
+        question = f"What is the remainder when {a} * {b} is divided by {m}?\n{MATH_INSTRUCTION}"
+        return Example(self.name, f"{a}*{b}%{m}", question, {"answer": str(a * b % m)}, {"a": a, "b": b, "m": m})
+
+    def teacher_turns(self, example: Example, rng: random.Random, slip_rate: float = 0.0,
+                      slips: Sequence[str] = MOD_SLIPS) -> list[str]:
+        """The model turns of a demonstration episode (run them through `run_episode` with `scripted_generate`, so
+        the tool really runs and the turn after it reads its real output). A slip, at `slip_rate`, is one of
+        `slips`: "guess" (no tool, a remainder guessed), "wrong_op" (the tool called with a + b) or "miscopy" (one
+        operand digit changed in the call)."""
+        a, b, m = example.meta["a"], example.meta["b"], example.meta["m"]
+        kind = self._slip(rng, slip_rate, slips)
+        if kind == "guess":
+            return [self.direct_turn(example, rng.randint(1, m - 1))]
+        if kind == "miscopy":
+            text = str(a)
+            k = rng.randrange(len(text))
+            digit = rng.choice([d for d in "0123456789" if d != text[k] and (k or d != "0")])
+            a = int(text[:k] + digit + text[k + 1:])
+        expression = f"({a} + {b}) % {m}" if kind == "wrong_op" else f"{a} * {b} % {m}"
+        first = think_completion(f"Dividing a product by {m} in my head is error-prone. I will use the {self.tool} "
+                                 f"tool.", self._call(expression))
+        return [first, _copy_turn]
+
+    def direct_turn(self, example: Example, value: int | None = None) -> str:
+        """A demonstration for the no-tool prompt: the remainder stated outright (`value`, default the right one),
+        so the no-tool baseline is a trained behaviour too, not an untrained prompt."""
+        value = example.fields["answer"] if value is None else value
+        return think_completion("I work out the remainder in my head.", f"\\boxed{{{value}}}")
+
+
+class ToolArithmeticTask(ToolTask):
+    """`tool_arith`: multiply two 4-5 digit numbers exactly (digits and a lower bound `min_operand` are options).
+    The call is the same as tool_mod's, but the answer is a copy of the 8-10 digit product."""
+
+    name = "tool_arith"
+    slips = SLIPS
+
+    def __init__(self, min_digits: int = 4, max_digits: int = 5, tool: str = "python", heldout_fraction: float = 0.2,
+                 sandbox_client: Any = None, min_operand: int = 0):
+        super().__init__(tool, heldout_fraction, sandbox_client)
+        if not 1 <= min_digits <= max_digits <= 12:
+            raise ValueError(f"digits must satisfy 1 <= min_digits <= max_digits <= 12, got {min_digits}, {max_digits}")
+        if min_operand > 10 ** max_digits - 1:
+            raise ValueError(f"min_operand {min_operand} has more than max_digits={max_digits} digits")
+        self.min_digits, self.max_digits = min_digits, max_digits
+        self.min_operand = min_operand  # e.g. 5 digits from 31623: every product has exactly 10 digits
+        self.chance_accuracy = 0.0  # (a guess of a 7+ digit product is right too rarely to count)
+
+    def _number(self, rng: random.Random) -> int:
+        low_digits = max(self.min_digits, len(str(max(1, self.min_operand))))
+        d = rng.randint(low_digits, self.max_digits)
+        return rng.randint(max(10 ** (d - 1), self.min_operand), 10 ** d - 1)
+
+    def generate(self, rng: random.Random) -> Example:
+        a, b = self._number(rng), self._number(rng)
+        question = f"Compute {a} * {b} exactly.\n{MATH_INSTRUCTION}"
+        return Example(self.name, f"{a}*{b}", question, {"answer": str(a * b)}, {"a": a, "b": b})
+
     def teacher_turns(self, example: Example, rng: random.Random, slip_rate: float = 0.0,
                       slips: Sequence[str] = SLIPS) -> list[str]:
-        """The model turns of a demonstration episode (run them through `run_episode` with `scripted_generate`, so
-        the tool really runs and the turns after it read its real output). A slip, at `slip_rate`, is one of
-        `slips`: "guess" (no tool, an estimate), "no_tool" (no tool, the product left unevaluated as `a * b`) or
+        """The model turns of a demonstration episode (see ToolModTask.teacher_turns). A slip is one of `slips`:
+        "guess" (no tool, an estimate), "no_tool" (no tool, the product left unevaluated as `a * b`) or
         "wrong_op" (the tool called with a + b)."""
-        unknown = set(slips) - set(SLIPS)
-        if unknown or not slips:
-            raise ValueError(f"slips must be a non-empty subset of {SLIPS}, got {tuple(slips)}")
         a, b = example.meta["a"], example.meta["b"]
-        slip = rng.random() < slip_rate
-        kind = (slips[0] if len(slips) == 1 else rng.choice(list(slips))) if slip else None
+        kind = self._slip(rng, slip_rate, slips)
         if kind == "guess":  # skip the tool and guess
             guess = a * b + rng.choice([-1, 1]) * rng.randint(1, 9) * 10 ** rng.randint(0, 3)
             return [think_completion(f"Multiplying {a} by {b} in my head gives about {guess}.", f"\\boxed{{{guess}}}")]
@@ -120,8 +200,8 @@ class ToolArithmeticTask(Task):
         a, b = example.meta["a"], example.meta["b"]
         return think_completion(f"Multiplying {a} by {b} gives {a * b}.", f"\\boxed{{{a * b}}}")
 
-    def teacher(self, example: Example, rng: random.Random, slip_rate: float) -> str:
-        raise NotImplementedError("tool_arith demonstrations are multi-turn: use teacher_turns() with run_episode()")
+
+TASKS = {"tool_mod": ToolModTask, "tool_arith": ToolArithmeticTask}
 
 
 def _copy_turn(context: str) -> str:

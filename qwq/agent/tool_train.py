@@ -2,11 +2,12 @@
 
     tokenizer   a byte-level BPE trained on the task's teacher episodes (prompts with and without tools, model turns,
                 tool responses), carrying QwQ's special tokens and chat template
-    cold start  SFT on teacher episodes of `tool_arith` run through `run_episode` with `scripted_generate`: the
-                tool really runs and only the teacher's tokens carry loss; the teacher slips (skips the tool and
-                guesses, or calls it with the wrong operation) at `slip_rate`. Direct-answer demonstrations on the
-                no-tool prompt train the same model for the baseline. (qwq.rl.sft's optimizer and schedule, with a
-                forward that runs the shared prompt prefix once per batch: about 3.5x cheaper here.)
+    cold start  SFT on teacher episodes of the task (`tool_mod` by default, qwq.agent.tool_task) run through
+                `run_episode` with `scripted_generate`: the tool really runs and only the teacher's tokens carry
+                loss; the teacher slips (skips the tool and guesses, calls it with the wrong operation, miscopies an
+                operand) at `slip_rate`. Direct-answer demonstrations on the no-tool prompt train the same model for
+                the baseline. (qwq.rl.sft's optimizer, a warmup-stable-decay schedule, and a forward that runs the
+                shared prompt prefix once per batch: about 3.5x cheaper here.)
     eval        held-out problems with the tool offered and without it (same question otherwise): sampled at QwQ's
                 recommended settings (the headline accuracy) and greedy
     GRPO        `steps` steps of tool-using episodes (qwq.agent.tool_rl), then eval again
@@ -14,13 +15,14 @@
 Outputs under `out`: tokenizer/, sft/ (metrics.jsonl, model/), tool_grpo/metrics.jsonl, final/ (a model directory
 any `-m` consumer loads, e.g. `qwq agent -m out/final --tools python`), summary.json.
 
-Why 5-digit operands from 31623 (10-digit products) by default: the skill the tool needs is copying digits (the
-operands into the call, the printed product into the answer). Measured here with the 0.87M-parameter default model
-(batch 32, lr 3e-3): when every copy spans a fixed distance the SFT loss on the teacher's tokens falls from 1.0 (no
-digit copied) to 0.02 between steps 250 and 400; with 4-5 digit operands (distances vary with the lengths) it was
-still 0.90 after 275 steps (batch 32) and 0.94 after 575 (batch 16): content-based copying had not emerged within
-what a CPU run of a few minutes can afford. Without the tool the product must be computed, which a model this size
-cannot do whatever the lengths.
+Why `tool_mod` (the remainder of a 3-digit by 3-digit product divided by 7) by default: the skill the tool needs
+is copying digits (the operands into the call, the printed result into the answer), and a 0.88M-parameter model
+learns to copy only at fixed distances and only a few digits reliably. Measured with this model (batch 32, lr
+3e-3): the SFT loss on the teacher's tokens sits near 0.28 (the operands not copied) until step ~370 and falls to
+~0.08 by step 560, when the copies are made. `tool_arith` (kept as `--set task=tool_arith`) needs the same habit plus
+a copy of the 10-digit product; with 5-digit operands its cold start called the tool in ~100% of episodes and still
+scored 0/64 with and without it. Without the tool, tool_mod's remainder must be computed from all six digits, which
+a model this size cannot do: it stays at chance (1/6).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, Callable, Sequence
 from qwq.agent.episode import Episode, run_episode, scripted_generate
 from qwq.agent.tool_rl import (EpisodeLimits, Sampling, UpdateSettings, build_batch, episode_stats, evaluate,
                                policy_update, sample_groups)
-from qwq.agent.tool_task import SLIPS, ToolArithmeticTask
+from qwq.agent.tool_task import TASKS, ToolArithmeticTask, ToolModTask, ToolTask
 from qwq.agent.tools import Tool
 from qwq.utils.atomic import atomic_write_text
 from qwq.utils.errors import UsageError
@@ -51,8 +53,12 @@ class ToolRLConfig:
     seed: int = 0
     threads: int = 2
     tool: str = "python"  # python (the sandbox) | calculator
-    # 5-digit operands from 31623 up: every product has 10 digits, so each copy the model makes (operands into the
-    # call, the printed product into the answer) spans a fixed distance. See the module docstring for why.
+    task: str = "tool_mod"  # tool_mod | tool_arith (qwq.agent.tool_task)
+    # tool_mod: (a * b) mod `modulus` for `digits`-digit operands
+    digits: int = 3
+    modulus: int = 7
+    # tool_arith: 5-digit operands from 31623 up: every product has 10 digits, so each copy the model makes
+    # (operands into the call, the printed product into the answer) spans a fixed distance.
     min_digits: int = 5
     max_digits: int = 5
     min_operand: int = 31623
@@ -62,10 +68,10 @@ class ToolRLConfig:
     model_overrides: dict = field(default_factory=lambda: {"hidden_size": 128, "intermediate_size": 384})
     # cold start
     sft_tool_examples: int = 1200
-    sft_direct_examples: int = 0
+    sft_direct_examples: int = 300  # the no-tool baseline is trained to answer, not an untrained prompt
     slip_rate: float = 0.5
-    # the teacher's mistakes (qwq.agent.tool_task.SLIPS); see the module docstring for why only wrong_op by default
-    slips: list = field(default_factory=lambda: ["wrong_op"])
+    # the teacher's mistakes, a subset of the task's `slips`; None: all of tool_mod's, only wrong_op for tool_arith
+    slips: list | None = None
     sft_epochs: float = 12.0
     sft_batch_size: int = 32
     sft_lr: float = 3e-3
@@ -99,6 +105,8 @@ class ToolRLConfig:
             raise UsageError("steps and sft_direct_examples must be >= 0")
         if self.group_size < 2:
             raise UsageError(f"group_size must be >= 2, got {self.group_size}")
+        if self.task not in TASKS:
+            raise UsageError(f"unknown task {self.task!r}: expected one of {', '.join(TASKS)}")
         if self.tool not in ("python", "calculator"):
             raise UsageError(f"tool must be python or calculator, got {self.tool!r}")
         if not 0.0 <= self.slip_rate <= 1.0:
@@ -118,6 +126,26 @@ class ToolRLConfig:
     @property
     def limits(self) -> EpisodeLimits:
         return EpisodeLimits(self.max_turns, self.max_new_tokens, self.max_total_tokens)
+
+
+def make_task(cfg: ToolRLConfig) -> ToolTask:
+    try:
+        if cfg.task == "tool_mod":
+            return ToolModTask(cfg.digits, cfg.modulus, tool=cfg.tool)
+        return ToolArithmeticTask(cfg.min_digits, cfg.max_digits, tool=cfg.tool, min_operand=cfg.min_operand)
+    except ValueError as exc:
+        raise UsageError(f"{cfg.task}: {exc}") from None
+
+
+def teacher_slips(cfg: ToolRLConfig) -> list[str]:
+    """The teacher's mistakes: the configured ones, checked against the task's, or the task's default (all of
+    tool_mod's; only wrong_op for tool_arith, its earlier default)."""
+    known = TASKS[cfg.task].slips
+    if cfg.slips is None:
+        return list(known) if cfg.task == "tool_mod" else ["wrong_op"]
+    if not cfg.slips or set(cfg.slips) - set(known):
+        raise UsageError(f"slips for {cfg.task} must be a non-empty subset of {', '.join(known)}, got {cfg.slips!r}")
+    return list(cfg.slips)
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict:
@@ -156,11 +184,12 @@ def cached_tools(tools: Sequence[Tool]) -> list[Tool]:
     return out
 
 
-def teacher_episodes(task: ToolArithmeticTask, tool_examples, direct_examples, tokenizer, template, tools,
+def teacher_episodes(task: ToolTask, tool_examples, direct_examples, tokenizer, template, tools,
                      slip_rate: float, seed: int, limits: EpisodeLimits, workers: int,
-                     slips: Sequence[str] = SLIPS) -> list[Episode]:
+                     slips: Sequence[str] | None = None) -> list[Episode]:
     """Demonstration episodes: tool traces (with slips) on the tool prompt, direct answers on the no-tool prompt."""
     rng = random.Random(f"{seed}/tool-teacher")
+    slips = task.slips if slips is None else slips
     jobs = [(task.messages(ex), tools, task.teacher_turns(ex, rng, slip_rate, slips)) for ex in tool_examples]
     jobs += [(task.messages(ex, with_tools=False), [], [task.direct_turn(ex)]) for ex in direct_examples]
 
@@ -185,7 +214,7 @@ def _build_tokenizer(task, tool_examples, direct_examples, tools, cfg: ToolRLCon
     byte_level = train_tiny_tokenizer([""], 256 + len(QWQ_ADDED_TOKENS))
     template = ChatTemplate.for_tokenizer(byte_level)
     episodes = teacher_episodes(task, tool_examples, direct_examples, byte_level, template, tools, cfg.slip_rate,
-                                cfg.seed, cfg.limits, cfg.tool_workers, cfg.slips)
+                                cfg.seed, cfg.limits, cfg.tool_workers, teacher_slips(cfg))
     texts = [byte_level.decode(ep.prompt_ids + ep.completion_ids, skip_special_tokens=False) for ep in episodes]
     tokenizer = train_tiny_tokenizer(texts, cfg.vocab_size)
     tokenizer.save(out / "tokenizer")
@@ -309,7 +338,7 @@ def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None
         seconds[name] = round(now - clock, 2)
         clock = now
 
-    task = ToolArithmeticTask(cfg.min_digits, cfg.max_digits, tool=cfg.tool, min_operand=cfg.min_operand)
+    task = make_task(cfg)
     teacher_tools = cached_tools(task.tools())
     tool_examples = task.examples("train", cfg.sft_tool_examples, cfg.seed)
     direct_examples = task.examples("train", cfg.sft_direct_examples, cfg.seed + 1) if cfg.sft_direct_examples else []
@@ -319,7 +348,7 @@ def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None
     lap("tokenizer")
 
     episodes = teacher_episodes(task, tool_examples, direct_examples, tokenizer, template, teacher_tools,
-                                cfg.slip_rate, cfg.seed, cfg.limits, cfg.tool_workers, cfg.slips)
+                                cfg.slip_rate, cfg.seed, cfg.limits, cfg.tool_workers, teacher_slips(cfg))
     items = [SFTItem(ep.prompt_ids + ep.completion_ids, [0] * len(ep.prompt_ids) + ep.loss_mask) for ep in episodes]
     model_config = tiny_config(tokenizer, cfg.preset, cfg.model_overrides)
     model = new_model(model_config, cfg.seed)
@@ -373,7 +402,7 @@ def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None
         "parameters": model_config.num_parameters(), "vocab_size": len(tokenizer),
         "sft": {"episodes": len(items), "steps": len(sft_records), "final_loss": sft_records[-1]["loss"],
                 "tool_episodes": len(tool_examples), "direct_episodes": len(direct_examples)},
-        "heldout_problems": len(heldout),
+        "heldout_problems": len(heldout), "chance_accuracy": task.chance_accuracy,
         "before_rl": before, "after_rl": after,
         "accuracy": {mode: {"before_rl": before[mode]["accuracy"], "after_rl": after[mode]["accuracy"]}
                      for mode in ("with_tool", "without_tool")},

@@ -251,6 +251,7 @@ def test_train_tool_end_to_end_smoke(tmp_path):
                        model_overrides={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2})
     summary = train_tool_use(cfg, tmp_path / "run")
     assert set(summary["accuracy"]) == {"with_tool", "without_tool"}
+    assert summary["task"] == "tool_mod" and summary["chance_accuracy"] == pytest.approx(1 / 6)
     for mode in ("with_tool", "without_tool"):
         assert set(summary["accuracy"][mode]) == {"before_rl", "after_rl"}
         assert summary["after_rl"][mode]["n"] == 4 and 0.0 <= summary["greedy_accuracy"][mode]["after_rl"] <= 1.0
