@@ -17,7 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from qwq.sandbox.judge import FunctionTests, JudgeResult, judge, judge_batch
+from qwq.sandbox.batch import judge_batch
+from qwq.sandbox.judge import FunctionTests, JudgeResult, judge
 from qwq.sandbox.runner import Sandbox, default_sandbox
 from qwq.sandbox.verdicts import Limits, RunResult, Verdict
 from qwq.sandbox.wire import checker_to_wire, limits_to_wire, tests_to_wire

@@ -8,13 +8,10 @@ cannot fake a pass. A SANDBOX_ERROR verdict means "cannot score", never "wrong".
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import secrets
 import sys
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,8 +24,6 @@ from qwq.sandbox.verdicts import Limits, RunResult, Verdict, classify, result_fr
 from qwq.utils.errors import UsageError
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_bytes()
-# what a zygote needs next to the harness in /judge (root-owned, world-readable: nothing secret in them)
-ZYGOTE_FILES = {name: Path(__file__).with_name(name).read_bytes() for name in ("zygote.py", "isolation.py")}
 
 
 @dataclass(frozen=True)
@@ -231,90 +226,10 @@ def _validated(tests, language: str, float_tolerance):
     return lang, tests, total
 
 
-def judge_batch(items: Sequence[dict], *, workers: int = 2, sandbox: Sandbox | None = None,
-                warm: bool = True) -> list[JudgeResult]:
-    """Judge many programs: each of `workers` threads opens ONE session and judges programs from a shared queue
-    in it, resetting the session between programs (no process survives, /sandbox, /tmp and /judge are emptied,
-    System V IPC removed; see Session.reset), so each program still runs in fresh processes with its own limits
-    and sees nothing of the one before. With `warm`, function-test programs are forked from per-session zygotes
-    instead of starting Python each time (zygote.py). Identical jobs are judged once. Each item holds judge()'s
-    keyword arguments; the verdicts are those judge() gives one by one."""
-    jobs = [_Job(**item) for item in items]
-    sandbox = sandbox or default_sandbox()
-    first_of: dict[str, int] = {}
-    alias: dict[int, int] = {}
-    for index, job in enumerate(jobs):
-        key = job.key()
-        if key is not None and key in first_of:
-            alias[index] = first_of[key]
-        elif key is not None:
-            first_of[key] = index
-    # sessions are sized by disk_mb: keep jobs of one size together
-    queue = deque(sorted((i for i in range(len(jobs)) if i not in alias), key=lambda i: jobs[i].limits.disk_mb))
-    results: list[JudgeResult | None] = [None] * len(jobs)
-    warm = warm and sum(jobs[i].is_function for i in queue) > 1
-    lock = threading.Lock()
-
-    def work() -> None:
-        session: Session | None = None
-        clean = True  # False while a program's traces may be in the session (it is then closed, never reused)
-        try:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    index = queue.popleft()
-                job = jobs[index]
-                try:
-                    if session is not None and (session.closed or session.disk_mb != job.limits.disk_mb):
-                        sandbox.give_back(session, clean)
-                        session = None
-                    if session is None:
-                        session, clean = sandbox.borrow_session(job.limits.disk_mb), True
-                    if warm and job.is_function:
-                        _prepare_zygotes(session)
-                    clean = False
-                    results[index] = job.run(session)
-                    session.reset(keep_judge=tuple(sorted(session.prepared & _KEPT_JUDGE_FILES)))
-                    clean = True
-                except SessionError as exc:  # that session is gone (aborted); the next job opens a new one
-                    if results[index] is None:
-                        results[index] = job.sandbox_error(exc)
-                    session = None
-        finally:
-            if session is not None:
-                sandbox.give_back(session, clean)
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(workers, len(queue))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for index, original in alias.items():
-        results[index] = copy.deepcopy(results[original])
-    return results  # type: ignore[return-value]
-
-
-_KEPT_JUDGE_FILES = frozenset({"harness.py", *ZYGOTE_FILES})
-
-
 def _write_harness(session: Session) -> None:
     if "harness.py" not in session.prepared:
         session.write({"harness.py": HARNESS_SOURCE}, where="judge", owner="root", mode=0o644)
         session.prepared.add("harness.py")
-
-
-def _prepare_zygotes(session: Session) -> None:
-    """Start the candidate and checker zygotes once per session, with the exact command prefixes of
-    _judge_function's programs (so the supervisor forks those from them)."""
-    if "zygotes" in session.prepared:
-        return
-    _write_harness(session)
-    session.write(ZYGOTE_FILES, where="judge", owner="root", mode=0o644)
-    session.prepared.update(ZYGOTE_FILES)
-    session.prepared.add("zygotes")
-    j = session.paths["judge"]
-    session.start_zygotes([[sys.executable, "-I", f"{j}/harness.py"], [sys.executable, "-I", "-S", f"{j}/harness.py"]])
 
 
 def _judge_stdio(session: Session, code, tests, lang, limits, stop, tolerance, checker) -> JudgeResult:
@@ -449,4 +364,6 @@ def _parse_report(raw: bytes, nonce: str) -> tuple[list[dict], bool]:
 
 def judge_many(items: Sequence[dict], *, workers: int = 4, sandbox: Sandbox | None = None) -> list[JudgeResult]:
     """Judge many programs concurrently; each item holds judge()'s keyword arguments plus `code` and `tests`."""
+    from qwq.sandbox.batch import judge_batch
+
     return judge_batch(items, workers=workers, sandbox=sandbox)

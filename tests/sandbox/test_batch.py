@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from qwq.sandbox.judge import FunctionCase, FunctionTests, StdioTest, judge, judge_batch
+from qwq.sandbox.batch import judge_batch
+from qwq.sandbox.judge import FunctionCase, FunctionTests, StdioTest, judge
 from qwq.sandbox.runner import Sandbox
 from qwq.sandbox.verdicts import Limits, Verdict
 
