@@ -54,26 +54,30 @@ def judge_batch(items: Sequence[dict], *, workers: int = 2, sandbox: Sandbox | N
     def work() -> None:
         session: Session | None = None
         clean = True  # False while a program's traces may be in the session (it is then closed, never reused)
-        used = False  # whether the session served a program before this one (or came warm from the pool)
         try:
             while True:
                 with lock:
                     if not queue or failures:
                         return
                     index = queue.popleft()
-                job = jobs[index]
+                job, used = jobs[index], False
                 try:
                     if session is not None and (session.closed or session.disk_mb != job.limits.disk_mb):
                         sandbox.give_back(session, clean)
                         session = None
+                    if session is not None and index in retried:  # the retry gets a session of its own
+                        sandbox.give_back(session, clean)
+                        session = None
                     if session is None:
-                        session, clean = sandbox.borrow_session(job.limits.disk_mb), True
-                        used = bool(session.prepared)
+                        session = (sandbox.session(job.limits.disk_mb) if index in retried
+                                   else sandbox.borrow_session(job.limits.disk_mb))
+                        clean = True
+                    used = session.served > 0
                     if warm and job.is_function:
                         _prepare_zygotes(session)
                     clean = False
+                    session.served += 1
                     results[index] = job.run(session)
-                    used = True
                     session.reset(keep_judge=tuple(sorted(session.prepared & _KEPT_JUDGE_FILES)))
                     clean = True
                 except SessionError as exc:  # that session is gone (aborted); the next job opens a new one

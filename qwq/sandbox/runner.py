@@ -16,6 +16,14 @@ the namespace dies with its supervisor. Every layer is probed at start-up and re
 `/health`, `qwq sandbox run --json`); a missing layer is logged as a warning, never dropped silently, and
 `Sandbox(require=[...])` refuses to start without the layers a caller depends on.
 
+Batches (batch.py): one session judges many programs in turn and is reset between them (no process survives,
+/sandbox, /tmp, /dev/shm and /judge are emptied, /sandbox's owner, mode and extended attributes restored, System V
+IPC removed); reset sessions wait in a small pool for the next batch. Function-test programs of a batch are forked
+from per-session zygotes (zygote.py): warm root interpreters that never run candidate code nor see test data,
+whose forks take the same steps as the exec path (new session, descriptors, rlimits, uid drop, no_new_privs) and
+are adopted by the supervisor (PID 1), so limits, accounting and kills are unchanged. Programs of one batch share
+the session's uid (as successive sessions on one slot always did) and the zygote's hash seed.
+
 Covered: fork bombs (RLIMIT_NPROC of a uid no other session uses), memory bombs (address-space limit), CPU
 burners and busy threads, sleeping forever, huge output (caps + truncation flags, the run is stopped), disk filling
 (tmpfs caps, RLIMIT_FSIZE), reading the host's files (project, home, data and /etc/shadow are not in the private
@@ -281,6 +289,7 @@ class Session:
         self.closed = False
         self.disk_mb = int(disk_mb)
         self.prepared: set[str] = set()  # what judge.py set up in this session and a reset keeps (harness, zygotes)
+        self.served = 0  # programs judged in this session so far (batch.py)
         try:
             sandbox._hand_over(remote)
             remote.close()

@@ -1,7 +1,7 @@
 """Code correctness: take the program out of a completion and judge it in the sandbox (qwq.sandbox.client).
 
     verify_code(completion, tests, language="python") -> CodeResult
-    verify_code_batch(completions, tests_per_sample, ...) -> [CodeResult]     # judged concurrently
+    verify_code_batch(completions, tests_per_sample, ...) -> [CodeResult]     # judged as one sandbox batch
     CodeResult.score(fraction=False) -> 1.0 / 0.0 (all tests pass), or passed/total, or None
 
 The program is the last fenced code block of the answer (after `</think>`), preferring blocks tagged with the
@@ -9,6 +9,8 @@ language; code only inside the thinking does not count. A SANDBOX_ERROR verdict 
 the program: infrastructure, not the candidate) gives None, never 0. The sandbox compares every output line and
 runs function tests in a separate checker process, so exiting before the asserts, printing only the first
 expected line or flooding the output all fail there (see the canaries in tests/verify/test_code.py).
+In process, a batch is judged by `workers` reused sandbox sessions with zygote-forked programs
+(qwq.sandbox.batch): the verdicts of judging each program alone at a fraction of the cost.
 
 Tests may be given as data (`parse_test_spec`): a list of {"input", "output"} cases, {"inputs": [...],
 "outputs": [...]}, {"entry_point", "test"[, "prompt"]} (HumanEval: `test` defines check(candidate)), or

@@ -198,6 +198,18 @@ def test_batch_without_zygotes_gives_the_same_verdicts():
         box.close()
 
 
+def test_a_dead_warm_session_costs_no_verdict(sandbox):
+    import os
+    import signal
+
+    judge_batch([fn(GOOD), fn(GOOD + "# 2\n")], workers=1, sandbox=sandbox)
+    assert sandbox._idle, "no warm session was kept"
+    for session in sandbox._idle:
+        os.kill(session.launcher_pid, signal.SIGKILL)  # its supervisor and zygotes die with it
+    results = judge_batch([fn(GOOD + "# 3\n"), fn(GOOD + "# 4\n")], workers=1, sandbox=sandbox)
+    assert [r.verdict for r in results] == [Verdict.OK, Verdict.OK], [r.message for r in results]
+
+
 def test_bad_items_are_usage_errors_before_anything_runs(sandbox):
     from qwq.utils.errors import UsageError
 

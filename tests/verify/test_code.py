@@ -97,3 +97,28 @@ def test_code_canaries_score_zero():
     results = verify_code_batch([CANARIES[n][0] for n in names], [CANARIES[n][1] for n in names], limits=LIMITS)
     scores = {n: (r.score(), r.verdict) for n, r in zip(names, results)}
     assert all(score == 0.0 for score, _ in scores.values()), scores
+
+
+def test_the_batched_reward_equals_judging_each_program_alone():
+    """code_tests_reward judges through judge_batch (reused sessions, zygote-forked programs); its scores must be
+    those of judging every program in a session of its own, canaries included."""
+    from qwq.sandbox.judge import judge
+    from qwq.verify.code import _program, code_tests_reward, default_client
+
+    twice = {"entry_point": "twice", "cases": [{"args": [1], "expected": 2}, {"args": [4], "expected": 8},
+                                               {"args": [-3], "expected": -6}]}
+    bodies = ["return 2 * x", "return x + 2", "return x * x", "raise ValueError(x)", "return [x][1]",
+              "return 2 * x if x > 0 else 0", "return 2.0 * x", "import os; os._exit(0)"]
+    completions = [answer(f"def twice(x):\n    {body}") for body in bodies]
+    completions += [answer("def twice(x)\n    return 2 * x"), answer("print(1)"), "no code at all"]
+    completions += [CANARIES[name][0] for name in CANARIES if CANARIES[name][1] is ADD_FN]
+    specs = [twice] * (len(completions) - 4) + [ADD_FN] * 4
+    rewards = code_tests_reward(completions, tests=specs, limits={"cpu_seconds": 2, "wall_seconds": 3})
+    alone = []
+    for text, spec in zip(completions, specs):
+        code, _ = _program(text, "python", True)
+        judged = None if code is None else judge(code, parse_test_spec(spec), limits=LIMITS,
+                                                 sandbox=default_client().sandbox)
+        alone.append(0.0 if judged is None else float(judged.passed == judged.total and judged.score == 1.0))
+    assert rewards == alone
+    assert rewards[:2] == [1.0, 0.0] and sum(rewards) == 2.0  # 2 * x and 2.0 * x (2.0 == 2 in Python)
