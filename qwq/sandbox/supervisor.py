@@ -17,7 +17,7 @@ import time
 
 from qwq.sandbox import isolation as iso
 from qwq.sandbox.protocol import ProtocolError, b64, recv_message, send_message, unb64
-from qwq.sandbox.zygote import Zygote, start_zygote
+from qwq.sandbox.zygote import SPARE_NAME, Zygote, start_zygote
 
 TICK_SECONDS = 0.02
 REPORT_CAP_BYTES = 16 * 1024 * 1024
@@ -127,7 +127,8 @@ class Supervisor:
         """Every process the session's programs may have left (the supervisor and its zygotes excepted)."""
         me = os.getpid()
         if self.pid_namespace:
-            return [pid for pid in iso.list_pids() if pid != me and pid not in self.zygotes]
+            pids = [pid for pid in iso.list_pids() if pid != me and pid not in self.zygotes]
+            return [pid for pid in pids if not self._is_spare(pid)] if self.zygotes else pids
         pids = iso.list_pids()
         wanted = {uid for uid in self.uids.values() if uid is not None}
         if wanted:
@@ -143,6 +144,17 @@ class Supervisor:
             found.extend(kids)
             frontier.extend(kids)
         return found
+
+    @staticmethod
+    def _is_spare(pid: int) -> bool:
+        """A zygote's spare, waiting for its program (root-owned, which no program process can be)."""
+        if iso.process_uid(pid) != 0:
+            return False
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as handle:
+                return handle.read().strip() == SPARE_NAME
+        except OSError:
+            return False
 
     def role_of(self, pid: int, roots: dict[int, str]) -> str:
         if pid in roots:
@@ -322,7 +334,7 @@ class Supervisor:
                 try:
                     return zygote.spawn(spec, fd_map, error_w, uid, self.no_new_privs)
                 except OSError:
-                    return None  # the zygote is marked dead; this and later programs are exec'd
+                    return None  # this program is exec'd (and every later one if the zygote is gone)
         return None
 
     # ------------------------------------------------------------ batches: zygotes and cleaning between programs

@@ -4,9 +4,10 @@ A session that judges many function-test programs starts two zygotes next to its
 command lines the programs would have had: `python -I /judge/harness.py zygote` (candidates) and
 `python -I -S /judge/harness.py zygote` (checkers). A zygote runs as root but never runs candidate code and never
 sees test data, expected values or nonces: it only learns argv, environment, limits and descriptors. For each
-program the supervisor sends it one request; the zygote forks twice, so the program is adopted by the supervisor
-(PID 1 of the session's PID namespace, which reaps it and reads its CPU time like any other child), and the program
-then does what the exec path's child does between fork and exec (new session, descriptors, working directory,
+program the supervisor sends it one request, which goes to a spare: a process the zygote forked twice ahead of
+time (so it is adopted by the supervisor, PID 1 of the session's PID namespace, which reaps it and reads its CPU
+time like any other child), root-owned and named "qwq-spare" while it waits (the supervisor's sweeps skip exactly
+those; a program can never be root). On its request the spare takes its name back and does what the exec path's child does between fork and exec (new session, descriptors, working directory,
 rlimits, uid drop, no_new_privs; see isolation.prepare_child) and returns into harness.py's `__main__` code as if
 the interpreter had just started with its own argv. So every program is still a fresh process with its own limits
 and uid; what it shares with its siblings is only the zygote's clean start-up state (imported modules, the hash
@@ -39,8 +40,15 @@ def _load_isolation():
     return module
 
 
+SPARE_NAME = b"qwq-spare"  # /proc/PID/comm of a root-owned spare: the supervisor leaves those alone
+
+
 def serve(control_fd: int = 3) -> list[str]:
-    """The zygote's loop. Returns only inside a forked program: the program's arguments after the script path."""
+    """The zygote's loop. Returns only inside a forked program: the program's arguments after the script path.
+
+    One spare is kept forked ahead (already adopted by the supervisor, waiting for its request), so a request is
+    answered without forking while the supervisor waits; the next spare is forked while it runs the step.
+    """
     iso = _load_isolation()
     try:
         os.nice(-10)  # like the supervisor: a fork on request must not queue behind the host's busy processes
@@ -51,8 +59,18 @@ def serve(control_fd: int = 3) -> list[str]:
 
     gc.freeze()  # start-up objects move to a generation the collector never scans: programs copy fewer pages
     prefix = list(sys.orig_argv[:-1])  # our own command without the final "zygote"
+    with open("/proc/self/comm", "rb") as handle:
+        own_name = handle.read().strip()
     control.send(json.dumps({"ready": os.getpid()}).encode())
+    spare = None
     while True:
+        if spare is None:
+            try:
+                spare = _fork_spare(control, iso, prefix, own_name)
+            except OSError:  # e.g. killed half-made by the supervisor's end-of-step sweep: fork on request
+                spare = None
+            if isinstance(spare, list):  # we are that spare, turned into the program
+                return spare
         try:
             data, fds, _flags, _addr = socket.recv_fds(control, MAX_REQUEST_BYTES, MAX_FDS)
         except OSError:
@@ -64,35 +82,47 @@ def serve(control_fd: int = 3) -> list[str]:
             argv = [str(a) for a in request["argv"]]
             if argv[:len(prefix)] != prefix or len(fds) != len(request["targets"]) + 1:
                 raise ValueError(f"request does not match this zygote: {argv[:len(prefix) + 1]}")
-            pid = _fork_program(control, iso, request, argv, fds, prefix)
-            reply = {"pid": pid} if isinstance(pid, int) else pid
+            for attempt in range(2):
+                if spare is None:  # the supervisor waits for our reply now: nothing kills it half-made
+                    spare = _fork_spare(control, iso, prefix, own_name)
+                    if isinstance(spare, list):
+                        return spare
+                pid, channel = spare
+                spare = None
+                try:
+                    socket.send_fds(channel, [data], fds)
+                    break
+                except OSError:  # that spare died: fork another one once
+                    if attempt:
+                        raise
+                finally:
+                    channel.close()
+            reply = {"pid": pid}
         except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which falls back to exec
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        if isinstance(reply, list):  # we are the forked program now
-            return reply
         for fd in fds:
             os.close(fd)
         control.send(json.dumps(reply).encode())
 
 
-def _fork_program(control: socket.socket, iso, request: dict, argv: list[str], fds: list[int], prefix: list[str]):
+def _fork_spare(control: socket.socket, iso, prefix: list[str], own_name: bytes):
+    """Fork twice so the spare is orphaned to PID 1 (the supervisor, which then reaps and accounts it like any
+    program); (pid, channel) here, the program's arguments inside the spare once its request came. Until the
+    spare has named itself it is an ordinary root process to the supervisor, which may kill it: then OSError."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     read_end, write_end = os.pipe()
     middle = os.fork()
-    if middle == 0:  # the middle process exits at once, so the program is orphaned to PID 1 (the supervisor)
+    if middle == 0:  # never returns into the zygote's loop
         try:
             os.close(read_end)
             program = os.fork()
-        except BaseException:  # noqa: BLE001 - the middle process must never return into the zygote's loop
+        except BaseException:  # noqa: BLE001
             os._exit(1)
         if program == 0:
-            os.close(write_end)
-            control.detach()  # its number is about to be reused by the program's own descriptors
-            return _become(iso, request, argv, fds, prefix)
-        try:
-            os.write(write_end, str(program).encode())
-        finally:
-            os._exit(0)
+            return _wait_as_spare(control, ours, theirs, write_end, iso, prefix, own_name)
+        os._exit(0)
     os.close(write_end)
+    theirs.close()
     text = b""
     while True:
         chunk = os.read(read_end, 64)
@@ -102,8 +132,30 @@ def _fork_program(control: socket.socket, iso, request: dict, argv: list[str], f
     os.close(read_end)
     os.waitpid(middle, 0)
     if not text:
-        raise OSError("the program could not be forked")
-    return int(text)
+        ours.close()
+        raise OSError("the spare could not be forked")
+    return int(text), ours
+
+
+def _wait_as_spare(control, ours, theirs, ready_fd: int, iso, prefix: list[str], own_name: bytes) -> list[str]:
+    try:
+        control.close()  # our copies only; closed now, before their numbers can be reused
+        ours.close()
+        with open("/proc/self/comm", "wb") as handle:
+            handle.write(SPARE_NAME)
+        os.write(ready_fd, str(os.getpid()).encode())  # named first: the supervisor's sweeps now pass us by
+        os.close(ready_fd)
+        data, fds, _flags, _addr = socket.recv_fds(theirs, MAX_REQUEST_BYTES, MAX_FDS)
+        theirs.close()
+        if not data:
+            os._exit(0)
+        request = json.loads(data)
+        argv = [str(a) for a in request["argv"]]
+        with open("/proc/self/comm", "wb") as handle:
+            handle.write(own_name)
+    except BaseException:  # noqa: BLE001 - a spare must never return into the zygote's loop
+        os._exit(1)
+    return _become(iso, request, argv, fds, prefix)
 
 
 def _become(iso, request: dict, argv: list[str], fds: list[int], prefix: list[str]) -> list[str]:
@@ -147,12 +199,14 @@ class Zygote:
             self.channel.settimeout(10)
             socket.send_fds(self.channel, [json.dumps(request).encode()], [error_fd] + [fd_map[t] for t in targets])
             data = self.channel.recv(MAX_REQUEST_BYTES)
-            reply = json.loads(data) if data else {"error": "the zygote closed its channel"}
-        except (OSError, ValueError) as exc:
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
-        if "pid" not in reply:
+            reply = json.loads(data) if data else None
+        except (OSError, ValueError):
+            reply = None
+        if reply is None:  # the channel is broken: this zygote serves no more programs
             self.alive = False
-            raise OSError(f"zygote {self.pid}: {reply.get('error')} {self.diagnostics()}".strip())
+            raise OSError(f"zygote {self.pid} stopped answering {self.diagnostics()}".strip())
+        if "pid" not in reply:  # this one program goes through exec
+            raise OSError(f"zygote {self.pid}: {reply.get('error')}")
         return int(reply["pid"])
 
     def diagnostics(self) -> str:

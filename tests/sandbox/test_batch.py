@@ -3,6 +3,9 @@ that make it equivalent to judging one by one: same verdicts, no trace of one pr
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from qwq.sandbox.batch import judge_batch
@@ -152,9 +155,11 @@ def test_batch_programs_come_from_zygotes_with_every_limit(sandbox):
             "            os.getuid() == os.geteuid() == os.getgid(), 'NoNewPrivs:\\t1' in status,\n"
             "            os.stat('/proc/self').st_uid == os.getuid(), resource.getrlimit(resource.RLIMIT_AS)[0],\n"
             "            resource.getrlimit(resource.RLIMIT_NPROC)[0], os.getcwd(), sys.argv[1:3], sys.flags.isolated,\n"
-            "            sys.flags.no_site]\n")
+            "            sys.flags.no_site, open('/proc/self/comm').read().strip()]\n")
     limits = Limits(cpu_seconds=2, wall_seconds=3, memory_mb=300, max_processes=17)
-    expected = [True, True, True, True, True, 300 << 20, 17, "/sandbox", ["candidate", "/sandbox/solution.py"], 1, 0]
+    comm = os.path.basename(sys.executable)[:15]  # what exec gives the process, not the spare's "qwq-spare"
+    expected = [True, True, True, True, True, 300 << 20, 17, "/sandbox", ["candidate", "/sandbox/solution.py"], 1, 0,
+                comm]
     tests = FunctionTests("probe", cases=[FunctionCase((), expected)])
     results = judge_batch([fn(code, tests, limits), fn(code + "\n", tests, limits)], workers=1, sandbox=sandbox)
     assert [r.verdict for r in results] == [Verdict.OK, Verdict.OK], [r.message for r in results]
@@ -199,7 +204,6 @@ def test_batch_without_zygotes_gives_the_same_verdicts():
 
 
 def test_a_dead_warm_session_costs_no_verdict(sandbox):
-    import os
     import signal
 
     judge_batch([fn(GOOD), fn(GOOD + "# 2\n")], workers=1, sandbox=sandbox)
