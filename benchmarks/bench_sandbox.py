@@ -64,7 +64,8 @@ def function_programs(count: int) -> list[dict]:
 def bench_batch(programs: int, workers: int, rounds: int = 3) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from qwq.sandbox.judge import judge, judge_batch
+    from qwq.sandbox.batch import judge_batch
+    from qwq.sandbox.judge import judge
     from qwq.sandbox.runner import Sandbox
 
     items = function_programs(programs)
