@@ -94,6 +94,7 @@ class Sandbox:
         self._uid_base = 100_000 + secrets.randbelow(8_000_000) * 256
         self._free_slots = list(range(max_sessions))
         self._idle: list[Session] = []  # clean, reset sessions kept warm (with their zygotes) for the next batch
+        self._idle_pid = os.getpid()  # a forked copy of this object must not use the parent's sessions
         self.max_idle = min(4, max_sessions // 2)
         self._slots_cond = threading.Condition()
         self._lock = threading.RLock()  # re-entered when a dead fork server is restarted mid-handover
@@ -224,13 +225,13 @@ class Sandbox:
         """A warm idle session of this size (reset after its last program, zygotes running), else a new one."""
         with self._slots_cond:
             for index, session in enumerate(self._idle):
-                if session.disk_mb == int(disk_mb):
+                if session.disk_mb == int(disk_mb) and os.getpid() == self._idle_pid:
                     return self._idle.pop(index)
         return self.session(disk_mb)
 
     def give_back(self, session: "Session", clean: bool) -> None:
         """Keep a session for reuse only if it is open and was reset after its last program; else close it."""
-        if clean and not session.closed:
+        if clean and not session.closed and os.getpid() == self._idle_pid:
             with self._slots_cond:
                 if len(self._idle) < self.max_idle:
                     self._idle.append(session)
