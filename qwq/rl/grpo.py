@@ -8,7 +8,8 @@ Per step:
   3. dynamic sampling: groups whose rewards are all equal carry no signal; they are dropped and new prompts drawn,
      up to `max_refills` rounds;
   4. overlong filtering: truncated completions get no loss (their unfinished answer says nothing about the policy);
-  5. `updates_per_batch` optimizer passes over the batch in micro-batches (old log-probs taken before the first).
+  5. `updates_per_batch` optimizer passes over the batch in micro-batches (old log-probs taken before the first);
+     each prompt runs once per pass and the completions are packed by length (qwq.rl.shared_prefix).
 
 Before the first step a learnability probe samples the starting model and refuses to train (LearnabilityError,
 a clear message) when it solves nothing: every advantage would be zero.
@@ -30,8 +31,8 @@ from qwq.rl.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, 
 from qwq.rl.config import GRPOConfig, RunConfig
 from qwq.rl.losses import Normalizer, group_advantages, policy_loss
 from qwq.rl.metrics import MetricsLog, autocast_context, step_rng, step_seed
-from qwq.rl.modeling import continuation_logprobs, pad_batch
 from qwq.rl.rewards import apply_control
+from qwq.rl.shared_prefix import GroupedBatch, PromptState, grouped_batch, grouped_logprobs
 from qwq.rl.rollout import (Group, TaskSlot, draw_examples, generate_groups, sampling_params, score_groups,
                             starts_in_reasoning)
 from qwq.rl.sft import make_optimizer, trainable_parameters
@@ -44,9 +45,7 @@ class LearnabilityError(QwqError):
 
 @dataclass
 class Batch:
-    ids: torch.Tensor  # [B, T]
-    mask: torch.Tensor  # [B, T] 1 on trainable completion tokens
-    advantages: torch.Tensor  # [B]
+    rollouts: GroupedBatch  # prompts once, completions as rows (qwq.rl.shared_prefix)
     max_completion: int
 
 
@@ -112,7 +111,7 @@ class GRPOTrainer:
 
     # ---- batches -------------------------------------------------------------------------------------------------
     def _batch(self, groups: Sequence[Group]) -> Batch | None:
-        sequences, masks, advantages = [], [], []
+        prompts, group_of_row, completions, masks, advantages = [], [], [], [], []
         max_completion = 1
         for group in groups:
             known = [r for r in group.rewards if r is not None]
@@ -123,49 +122,52 @@ class GRPOTrainer:
             keep = torch.tensor([r is not None for r in group.rewards])
             adv = torch.zeros(len(filled))
             adv[keep] = group_advantages(filled[keep], int(keep.sum()), scale=self.cfg.scale_rewards)
+            prompt_index = len(prompts)
+            prompts.append(group.prompt_ids)
             for completion, a, k in zip(group.completions, adv.tolist(), keep.tolist()):
                 if not completion.token_ids:
                     continue
                 train = k and not (self.cfg.overlong_filter and completion.finish_reason == "length")
-                sequences.append(group.prompt_ids + completion.token_ids)
-                masks.append([0] * len(group.prompt_ids) +
-                             [0 if (forced or not train) else 1 for forced in completion.forced])
+                group_of_row.append(prompt_index)
+                completions.append(completion.token_ids)
+                masks.append([0 if (forced or not train) else 1 for forced in completion.forced])
                 advantages.append(a)
                 max_completion = max(max_completion, len(completion.token_ids))
-        if not sequences or not any(any(m) for m in masks):
+        if not completions or not any(any(m) for m in masks):
             return None
-        ids, mask = pad_batch(sequences, masks, self.pad_id)
-        return Batch(ids, mask, torch.tensor(advantages, dtype=torch.float32), max_completion)
+        return Batch(grouped_batch(prompts, group_of_row, completions, masks, advantages, self.pad_id), max_completion)
 
     @torch.no_grad()
-    def _logprobs(self, model, batch: Batch, rows: slice) -> torch.Tensor:
-        logp, _, _ = continuation_logprobs(model, batch.ids[rows], batch.mask[rows])
-        return logp
+    def _logprobs(self, model, batch: Batch, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        prompts = PromptState(model, batch.rollouts)
+        return [grouped_logprobs(model, batch.rollouts, rows, prompts)[0] for rows in chunks]
 
     def _update(self, batch: Batch) -> dict:
         cfg = self.cfg
-        size = batch.ids.shape[0]
-        chunks = [slice(i, min(size, i + cfg.micro_batch)) for i in range(0, size, cfg.micro_batch)]
-        tokens = int(batch.mask[:, 1:].sum())
+        rollouts = batch.rollouts
+        size = rollouts.rows
+        chunks = rollouts.micro_batches(cfg.micro_batch)  # similar lengths together: little padding
+        tokens = int(rollouts.mask.sum())
         norm = Normalizer(cfg.loss, size, tokens, batch.max_completion, micro_batches=len(chunks))
-        reference = [self._logprobs(self.reference, batch, c) for c in chunks] if self.reference is not None else None
+        reference = self._logprobs(self.reference, batch, chunks) if self.reference is not None else None
         old = None
         if cfg.updates_per_batch > 1:
             self.model.eval()
-            old = [self._logprobs(self.model, batch, c) for c in chunks]
+            old = self._logprobs(self.model, batch, chunks)
         self.model.train()
         stats_sum = {"loss": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0}
         for _ in range(cfg.updates_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
             loss_total, entropy_sum = 0.0, 0.0
             low = high = kl = 0.0
+            with autocast_context(self.run.autocast):
+                prompts = PromptState(self.model, rollouts)  # once per update; each chunk's backward stops at it
             for k, rows in enumerate(chunks):
                 with autocast_context(self.run.autocast):
-                    logp, mask, entropy = continuation_logprobs(self.model, batch.ids[rows], batch.mask[rows],
-                                                                with_entropy=True)
+                    logp, mask, entropy = grouped_logprobs(self.model, rollouts, rows, prompts, with_entropy=True)
                 old_logp = old[k] if old is not None else logp.detach()
                 ref = reference[k] if reference is not None else None
-                loss, st = policy_loss(logp, old_logp, batch.advantages[rows], mask, norm, cfg.clip_low,
+                loss, st = policy_loss(logp, old_logp, rollouts.advantages[rows], mask, norm, cfg.clip_low,
                                        cfg.clip_high, ref, cfg.kl_coef)
                 loss.backward()
                 weight = float(mask.sum()) / max(1, tokens)
@@ -173,6 +175,7 @@ class GRPOTrainer:
                 entropy_sum += float((entropy * mask).sum())
                 low, high, kl = low + st.clip_low_fraction * weight, high + st.clip_high_fraction * weight, \
                     kl + st.kl * weight
+            prompts.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip) if cfg.grad_clip else \
                 torch.tensor(0.0)
             self.optimizer.step()

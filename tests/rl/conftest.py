@@ -74,6 +74,6 @@ def toy_sft_model(toy_world, tmp_path_factory):
 
 def toy_grpo_config(**changes) -> GRPOConfig:
     base = dict(tasks={"yesno": 1.0}, steps=6, prompts_per_step=8, group_size=8, temperature=1.0, top_p=1.0, top_k=0,
-                max_new_tokens=16, lr=3e-3, micro_batch=64, probe_prompts=8, loop_breaker=False)
+                max_new_tokens=16, lr=1e-3, micro_batch=64, probe_prompts=8, loop_breaker=False)
     base.update(changes)
     return GRPOConfig(**base)
