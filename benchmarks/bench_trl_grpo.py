@@ -35,10 +35,12 @@ def _evaluate(model, model_config, tokenizer, template, tasks, counts, max_new_t
 def run_ours(model, model_config, tokenizer, template, cfg, run_cfg, slots, out: Path) -> float:
     from qwq.rl.grpo import GRPOTrainer
     from qwq.rl.modeling import make_engine
+    from qwq.rl.rewards import clear_reward_caches
 
     batch = cfg.prompts_per_step * cfg.group_size
     trainer = GRPOTrainer(model, model_config, tokenizer, template, slots, cfg, run_cfg, "bench", out,
                           lambda m: make_engine(m, tokenizer, model_config, template, batch, cfg.max_new_tokens + 256))
+    clear_reward_caches()
     started = time.perf_counter()
     records, _ = trainer.train()
     return (time.perf_counter() - started) / len(records)
@@ -50,6 +52,7 @@ def run_trl(model_dir: Path, cfg, slots, steps: int, seed: int, out: Path, threa
     from trl import GRPOConfig, GRPOTrainer
 
     from qwq.rl.data import Example
+    from qwq.rl.rewards import clear_reward_caches
 
     by_name = {s.task.name: s.task for s in slots}
     rows = []
@@ -83,6 +86,7 @@ def run_trl(model_dir: Path, cfg, slots, steps: int, seed: int, out: Path, threa
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer)
     torch.set_num_threads(threads)
+    clear_reward_caches()  # TRL calls the same cached code reward: it must not reuse the verdicts of our run
     started = time.perf_counter()
     trainer.train()
     per_step = (time.perf_counter() - started) / steps

@@ -40,6 +40,11 @@ class _VerdictCache:
                     out.append((False, None))
             return out
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
     def store(self, key: tuple, value: float | None) -> None:
         with self._lock:
             self._items[key] = value
@@ -48,6 +53,11 @@ class _VerdictCache:
 
 
 _CODE_CACHE = _VerdictCache()
+
+
+def clear_reward_caches() -> None:
+    """Forget every cached verdict (benchmarks: each trainer starts cold, none profits from another's runs)."""
+    _CODE_CACHE.clear()
 
 
 def _answer_key(completion: str, starts_in_reasoning: bool) -> tuple[bool, str]:
