@@ -28,7 +28,7 @@ from qwq.safety.verdict import Verdict
 from qwq.utils.errors import QwqError
 
 LABELS = ("harmful", "borderline", "benign")
-SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3")
+SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4")
 DEFAULT_SET = Path(__file__).resolve().parent / "data" / "redteam.jsonl"
 
 

@@ -14,7 +14,7 @@ import sys
 from qwq.utils.errors import UsageError
 
 # every shipped split (qwq.safety.redteam.SPLITS; repeated here so building the parser imports nothing heavy)
-SPLITS_DEFAULT = ("dev", "heldout", "fresh", "fresh2", "fresh3")
+SPLITS_DEFAULT = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
