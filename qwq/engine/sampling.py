@@ -4,8 +4,10 @@ Order of the filters (QwQ's model card, DESIGN §4): penalties -> top_k -> top_p
 min_p see the probabilities of the tokens that survived the previous filter, renormalised (as the Hugging Face
 warpers chain them); the temperature only reshapes the distribution over the final survivors.
 
-Every sampled row draws from its own `torch.Generator`, and every filter works on that row alone, so a request's
-tokens do not depend on which other requests share the batch. Reported logprobs are those of the raw model
+The filters run on the whole batch at once (tensor operations, no per-row Python). Every sampled row then draws one
+uniform from its own `torch.Generator` and picks by inverse CDF over its survivors in token id order; every filter's
+sums run along the row (cumulative sums), so a request's tokens do not depend on which other requests share the
+batch. Reported logprobs are those of the raw model
 distribution (log-softmax of the logits before penalties, filters and temperature, padding ids masked): that is what
 an RL trainer recomputes for the same tokens.
 """

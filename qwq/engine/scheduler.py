@@ -365,17 +365,15 @@ class Scheduler:
     def _sample(self, seqs: list[SequenceState], logits: torch.Tensor, sampled_rows: list[int],
                 rows: list[RowSampling], events: list[TokenEvent]) -> dict[int, tuple]:
         """{row: (token, logprob, top logprobs)} for the sampled rows, all in one batch. If the batch raises (one
-        row's controllers masked every token, say), the generators are rewound and each row is sampled alone, so
-        the rows that can be sampled get exactly the tokens the batch would have given them."""
-        states = [r.generator.get_state() if r.generator is not None else None for r in rows]
+        row's controllers masked every token, say), each row is sampled alone; sample_batch checks every row before
+        any generator draws, so the rows that can be sampled get exactly the tokens the batch would have given them."""
+        batch = logits if len(sampled_rows) == logits.shape[0] else logits[sampled_rows]
         try:
-            out = sample_batch(logits[sampled_rows], rows, self.vocab_limit)
+            out = sample_batch(batch, rows, self.vocab_limit)
             return {row: (out.token_ids[j], out.logprobs[j] if out.logprobs else None,
                           out.top_logprobs[j] if out.top_logprobs else None) for j, row in enumerate(sampled_rows)}
         except Exception:  # noqa: BLE001 - find the row(s) it came from
-            for row_sampling, state in zip(rows, states):
-                if state is not None:
-                    row_sampling.generator.set_state(state)
+            pass
         picks = {}
         for j, row in enumerate(sampled_rows):
             if seqs[row].finished:
