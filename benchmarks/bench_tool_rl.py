@@ -48,6 +48,7 @@ def table(summary: dict) -> str:
         rows.append(f"{name + ' (greedy)':22} {greedy[mode]['before_rl']:10.3f} {greedy[mode]['after_rl']:10.3f}")
     tool_use = [summary[stage]["with_tool"]["tool_call_rate"] for stage in ("before_rl", "after_rl")]
     rows.append(f"{'tool-call rate':22} {tool_use[0]:10.3f} {tool_use[1]:10.3f}")
+    rows.append(f"{'chance (no tool)':22} {summary.get('chance_accuracy', 0.0):10.3f}")
     rows.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return "\n".join(rows)
 
@@ -81,11 +82,16 @@ def main() -> int:
     if len(summaries) > 1:
         print(f"== mean over seeds {args.seeds}")
         for mode in MODES:
-            values = {stage: statistics.fmean(s["accuracy"][mode][stage] for s in summaries)
-                      for stage in ("before_rl", "after_rl")}
-            print(f"{mode.replace('_', ' ') + ' (sampled)':22} {values['before_rl']:10.3f} {values['after_rl']:10.3f}")
-    helped = sum(s["tool_helps_after_rl"] for s in summaries)
-    print(f"with tool > without tool after RL: {helped} of {len(summaries)} runs")
+            for kind, key in (("sampled", "accuracy"), ("greedy", "greedy_accuracy")):
+                values = {stage: statistics.fmean(s[key][mode][stage] for s in summaries)
+                          for stage in ("before_rl", "after_rl")}
+                print(f"{mode.replace('_', ' ') + f' ({kind})':22} {values['before_rl']:10.3f} "
+                      f"{values['after_rl']:10.3f}")
+    for kind, key in (("sampled", "accuracy"), ("greedy", "greedy_accuracy")):
+        helped = sum(s[key]["with_tool"]["after_rl"] > s[key]["without_tool"]["after_rl"] for s in summaries)
+        improved = sum(s[key]["with_tool"]["after_rl"] > s[key]["with_tool"]["before_rl"] for s in summaries)
+        print(f"{kind}: with tool > without tool after RL in {helped} of {len(summaries)} runs; with tool improved "
+              f"by RL in {improved}")
     return 0
 
 
