@@ -7,7 +7,8 @@ Each seed runs in its own process (`python -m qwq pipeline --seed S`), one after
 a whole 2-core machine); `--parallel N` runs N seeds at once to get the accuracy table sooner (the accuracies are
 the same as in a solo run with the same thread count, but the seconds are then not the solo time). Prints a
 markdown table for the README and the mean / min over seeds, writes it to OUT/seeds.json and plots OUT/seeds.png;
-`--repeat` runs seed 0 a second time and checks that the final weights hash is identical (determinism).
+`--repeat` runs seed 0 a second time and checks that the final weights hash is identical (determinism);
+`--reuse` takes the seeds whose runs already finished in OUT as they are (e.g. after an interrupted benchmark).
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_seed(seed: int, out: Path, threads: int, overrides: list[str]) -> dict:
+def run_seed(seed: int, out: Path, threads: int, overrides: list[str], reuse: bool = False) -> dict:
+    summary_file = out / "summary.json"
+    if reuse and summary_file.is_file():
+        summary = json.loads(summary_file.read_text())
+        summary["process_wall_seconds"] = summary["seconds"]  # the pipeline's own time (no interpreter start-up)
+        return summary
     cmd = [sys.executable, "-m", "qwq", "pipeline", "--seed", str(seed), "--threads", str(threads), "--out", str(out),
            "--no-progress"]
     for item in overrides:
@@ -32,7 +38,6 @@ def run_seed(seed: int, out: Path, threads: int, overrides: list[str]) -> dict:
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    summary_file = out / "summary.json"
     if not summary_file.is_file():
         raise SystemExit(f"seed {seed}: no summary ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     summary = json.loads(summary_file.read_text())
@@ -90,6 +95,8 @@ def main() -> int:
     parser.add_argument("--out", default="runs/seeds")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--repeat", action="store_true", help="run seed 0 twice and compare the weights hash")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a seed's finished run (OUT/seed-N/summary.json) instead of running it again")
     parser.add_argument("--parallel", type=int, default=1, help="seeds run at once (seconds are then not solo times)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -97,7 +104,7 @@ def main() -> int:
     rows = []
 
     def one(seed: int) -> dict:
-        r = row(seed, run_seed(seed, out / f"seed-{seed}", args.threads, args.overrides))
+        r = row(seed, run_seed(seed, out / f"seed-{seed}", args.threads, args.overrides, args.reuse))
         print(f"seed {seed}: math {pct(r['math'])}, code {pct(r['code'])}, instruct {pct(r['instruct'])}, "
               f"gate {'pass' if r['gate'] else 'FAIL'} {r['drops']}, {r['seconds']:.0f} s", flush=True)
         return r
