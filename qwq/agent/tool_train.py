@@ -17,9 +17,11 @@ any `-m` consumer loads, e.g. `qwq agent -m out/final --tools python`), summary.
 
 Why `tool_mod` (the remainder of a 3-digit by 3-digit product divided by 7) by default: the skill the tool needs
 is copying digits (the operands into the call, the printed result into the answer), and a 0.88M-parameter model
-learns to copy only at fixed distances and only a few digits reliably. Measured with this model (batch 32, lr
-3e-3): the SFT loss on the teacher's tokens sits near 0.28 (the operands not copied) until step ~370 and falls to
-~0.08 by step 560, when the copies are made. `tool_arith` (kept as `--set task=tool_arith`) needs the same habit plus
+learns to copy only at fixed distances and only a few digits reliably. Whether it learns within the budget is a
+matter of seed: the SFT loss on the teacher's tokens sits near 0.28 (operands not copied) until the copying forms,
+then falls to ~0.1. Measured: 564 steps of batch 32 (the default), seed 0 from step ~370, seed 1 never; 844 steps
+of batch 16 with guess/wrong_op slips, seed 1 from step ~480, seed 0 never. A run whose cold start never copies
+stays near chance with the tool too: 20 GRPO steps do not find the copy from reward alone. `tool_arith` (kept as `--set task=tool_arith`) needs the same habit plus
 a copy of the 10-digit product; with 5-digit operands its cold start called the tool in ~100% of episodes and still
 scored 0/64 with and without it. Without the tool, tool_mod's remainder must be computed from all six digits, which
 a model this size cannot do: it stays at chance (1/6).
@@ -72,8 +74,8 @@ class ToolRLConfig:
     slip_rate: float = 0.5
     # the teacher's mistakes, a subset of the task's `slips`; None: all of tool_mod's, only wrong_op for tool_arith
     slips: list | None = None
-    sft_epochs: float = 9.0
-    sft_batch_size: int = 16  # more, cheaper steps: copying emerges after a seed-dependent 370-560 steps
+    sft_epochs: float = 12.0
+    sft_batch_size: int = 32
     sft_lr: float = 3e-3
     # GRPO
     steps: int = 20
@@ -138,11 +140,11 @@ def make_task(cfg: ToolRLConfig) -> ToolTask:
 
 
 def teacher_slips(cfg: ToolRLConfig) -> list[str]:
-    """The teacher's mistakes: the configured ones, checked against the task's, or the task's default (guess and
-    wrong_op for tool_mod; only wrong_op for tool_arith, its earlier default)."""
+    """The teacher's mistakes: the configured ones, checked against the task's, or the task's default (all of
+    tool_mod's; only wrong_op for tool_arith, its earlier default)."""
     known = TASKS[cfg.task].slips
-    if cfg.slips is None:  # miscopy stays available: copies go wrong enough on their own before the habit forms
-        return ["guess", "wrong_op"] if cfg.task == "tool_mod" else ["wrong_op"]
+    if cfg.slips is None:
+        return list(known) if cfg.task == "tool_mod" else ["wrong_op"]
     if not cfg.slips or set(cfg.slips) - set(known):
         raise UsageError(f"slips for {cfg.task} must be a non-empty subset of {', '.join(known)}, got {cfg.slips!r}")
     return list(cfg.slips)
