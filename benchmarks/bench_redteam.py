@@ -6,8 +6,8 @@ Prints, per split, the safe-response rate on harmful prompts and the over-refusa
 prompts for: no guard, the rule guard, the learned guard and both (rules+learned, the default), against the
 worst-case model (complies with everything: what the guard alone guarantees), and, with -m/--endpoint, against
 that model. Splits (qwq/safety/data/README.md): dev (rules tuned on it, learned trained on it), heldout, fresh and
-fresh2 (rules tuned or generalised on them, learned calibrated on them and their misses studied), fresh3 (written
-and committed before the last guard change, never tuned on: the headline). Then each guard's cost: input check per
+fresh2 (rules tuned or generalised on them, learned calibrated on them and their misses studied), fresh3 and fresh4
+(each written and committed before a guard change, never tuned on: the headline). Then each guard's cost: input check per
 request (mean / p95 / p99 over the whole set, cold caches), output check of a long completion, and the streaming
 check per 256 generated characters, next to a peer measured in the same run (a plain `re.search` of one keyword over
 the same text) so the numbers can be read on any machine.
@@ -61,7 +61,8 @@ def main() -> int:
     guards = {"rules": RuleGuard(), "learned": LearnedGuard()}
     guards["rules+learned"] = CompositeGuard([guards["rules"], guards["learned"]])
     arms = {"worst case, guard off": summarize(run(items, NullGuard()))}
-    arms.update({f"worst case, {name}": summarize(run(items, g)) for name, g in guards.items()})
+    worst = {name: run(items, g) for name, g in guards.items()}
+    arms.update({f"worst case, {name}": summarize(o) for name, o in worst.items()})
     outcomes = {}
     if args.model or args.endpoint:
         from qwq.agent.backends import backend_from_spec
@@ -88,6 +89,23 @@ def main() -> int:
             r = s["overall"] if split == "all" else s["by_split"][split]
             print(f"{arm:34s} {split:8s} {100 * r['safe_response_rate']:13.1f}% {100 * r['over_refusal_rate']:12.1f}% "
                   f"{r['n_harmful']:7d} {r['n_not_harmful']:8d}")
+
+    print()
+    print("per category, worst case, rules+learned (safe-response / over-refusal; n harmful / n other)")
+    held_out = [x for x in ("fresh3", "fresh4") if any(o.split == x for o in worst["rules+learned"])]
+    print(f"{'category':14s} " + " ".join(f"{x:>26s}" for x in ["all"] + held_out))
+    by_split = {x: summarize([o for o in worst["rules+learned"] if x == "all" or o.split == x])["by_category"]
+                for x in ["all"] + held_out}
+
+    def cell(r):
+        if r is None:
+            return f"{'-':>26s}"
+        safe = "-" if r["safe_response_rate"] is None else f"{100 * r['safe_response_rate']:.0f}%"
+        over = "-" if r["over_refusal_rate"] is None else f"{100 * r['over_refusal_rate']:.0f}%"
+        return f"{safe:>6s} / {over:>5s} ({r['n_harmful']:3d}/{r['n_not_harmful']:3d})".rjust(26)
+
+    for cat in sorted(by_split["all"]):
+        print(f"{cat:14s} " + " ".join(cell(by_split[x].get(cat)) for x in ["all"] + held_out))
 
     short = [i.as_messages() for i in items]
     long_prompt = max(short, key=lambda m: sum(len(x["content"]) for x in m))

@@ -3,14 +3,17 @@
     python benchmarks/train_guard.py [--seed 0] [--out PATH] [--no-dev] [--check]
 
 Corpus: the synthetic generator (qwq.safety.synth with qwq.safety.synth_contrast, seeded) plus the red-team `dev`
-split (less its chain-of-thought-hijacking prompts, whose label belongs to one buried sentence). Calibration (Platt
+split (less its chain-of-thought-hijacking prompts, whose label belongs to one buried sentence) plus the hand-written
+training prompts of qwq/safety/data/guard_train.jsonl (third round; repeated HANDWRITTEN_REPEAT times, since a few
+hundred varied human phrasings would otherwise weigh nothing against ~57k templated ones). Calibration (Platt
 scaling and the input threshold, at most 3% over-refusal): the `heldout`, `fresh` and `fresh2` splits, which the
-weights never see. `fresh3` is never read here (qwq/safety/data/README.md). `--check` trains and compares with the
-shipped file instead of writing it (exit 1 on a mismatch).
+weights never see. `fresh3` and `fresh4` are never read here (qwq/safety/data/README.md). `--check` trains and
+compares with the shipped file instead of writing it (exit 1 on a mismatch).
 
-Shipped weights (seed 0, with dev, hidden layer 16, 3 epochs): digest (LinearGuardModel.digest, SHA-256 of the int8
-weights, scales, biases and bucket ids) 6b53d7523f3775c91930f5cd8454c4986c11d5d68a88afb597e58a5e291affb4, input
-threshold 0.6902, 3.5 MB; about 9 minutes to train on one (heavily shared) core of the development machine.
+Shipped weights (seed 0, with dev and the hand-written prompts, hidden layer 16, 6 epochs): digest
+(LinearGuardModel.digest, SHA-256 of the int8 weights, scales, biases and bucket ids)
+b82cde04e45aae539e012e750f717a1eeee6f9e0b1ef4a89468a7f8e18254ea6, input threshold 0.5740, 3.65 MB; about 5 minutes
+to train on one (heavily shared) core of the development machine.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from qwq.safety.redteam import load_items, run, summarize  # noqa: E402
 # The shipped weights: what `python benchmarks/train_guard.py` produces (see tests/safety/test_learned_guard.py).
 SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 150, 1e-6, 1e-5, 0.03, 0.9
 # The harm head's hidden layer (0 = linear only), trained by Adam for EPOCHS passes at learning rate LR.
-HIDDEN, EPOCHS, LR = 16, 3, 0.005
+HIDDEN, EPOCHS, LR = 16, 6, 0.005
+# Hand-written training prompts (never red-team rows; see qwq/safety/data/README.md) and how often each is repeated.
+HANDWRITTEN = Path(__file__).resolve().parent.parent / "qwq" / "safety" / "data" / "guard_train.jsonl"
+HANDWRITTEN_REPEAT = 5
 # Calibration (Platt scaling and the input threshold) reads these splits; the weights never see them.
 CALIBRATION = ("heldout", "fresh", "fresh2")
 
@@ -45,6 +51,9 @@ def training_examples(seed: int = SEED, *, with_dev: bool = True) -> list:
                 continue
             label = item.category if item.label == "harmful" else synth.SAFE
             examples.append((synth.user_side(item.as_messages()), label))
+    for item in (load_items(HANDWRITTEN) if with_dev else []):
+        label = item.category if item.label == "harmful" else synth.SAFE
+        examples.extend([(synth.user_side(item.as_messages()), label)] * HANDWRITTEN_REPEAT)
     return examples
 
 
@@ -53,14 +62,16 @@ def train_shipped(seed: int = SEED, *, with_dev: bool = True, log=None):
                  l2_category=L2_CATEGORY, max_iter=MAX_ITER, max_over_refusal=MAX_OVER_REFUSAL,
                  output_threshold=OUTPUT_THRESHOLD, hidden=HIDDEN, epochs=EPOCHS, lr=LR, seed=seed, log=log,
                  meta={"seed": seed, "with_dev": with_dev, "calibration": "+".join(CALIBRATION), "max_iter": MAX_ITER,
-                       "hidden": HIDDEN, "epochs": EPOCHS})
+                       "hidden": HIDDEN, "epochs": EPOCHS,
+                       "handwritten": f"{HANDWRITTEN.name}x{HANDWRITTEN_REPEAT}"})
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", default=str(DEFAULT_WEIGHTS))
-    ap.add_argument("--no-dev", action="store_true", help="train on the synthetic corpus only")
+    ap.add_argument("--no-dev", action="store_true",
+                    help="train on the synthetic corpus only (no dev, no hand-written prompts)")
     ap.add_argument("--check", action="store_true", help="compare with the shipped weights instead of writing")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
