@@ -31,6 +31,14 @@ from qwq.tokenizer.toolcall import format_tool_call
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 SLIPS = ("guess", "no_tool", "wrong_op")  # tool_arith's teacher mistakes
 MOD_SLIPS = ("guess", "wrong_op", "miscopy")  # tool_mod's
+# the teacher's thought before the call; with think_variants > 1 one of the first k at random, so the distance from
+# the question's operands to the call varies and only a copy by content (not by a fixed offset) works every time
+MOD_THOUGHTS = ("Dividing a product by {m} in my head is error-prone. I will use the {tool} tool.",
+                "I will use the {tool} tool.",
+                "This needs a product of two large numbers and then a remainder by {m}: error-prone by hand, so I will "
+                "ask the {tool} tool.",
+                "The {tool} tool can do this exactly.")
+MOD_STYLES = ("expression", "words")  # tool_mod's question: "What is (a * b) % m?" | "What is the remainder when ..."
 
 
 def boxed_integer(completion: str) -> int | None:
@@ -99,10 +107,15 @@ class ToolModTask(ToolTask):
     slips = MOD_SLIPS
 
     def __init__(self, digits: int = 3, modulus: int = 7, tool: str = "python", heldout_fraction: float = 0.2,
-                 sandbox_client: Any = None):
+                 sandbox_client: Any = None, style: str = "expression", think_variants: int = 1):
         super().__init__(tool, heldout_fraction, sandbox_client)
         if not 2 <= digits <= 9:
             raise ValueError(f"digits must be in 2..9, got {digits}")
+        if style not in MOD_STYLES:
+            raise ValueError(f"style must be one of {', '.join(MOD_STYLES)}, got {style!r}")
+        if not 1 <= think_variants <= len(MOD_THOUGHTS):
+            raise ValueError(f"think_variants must be in 1..{len(MOD_THOUGHTS)}, got {think_variants}")
+        self.style, self.think_variants = style, think_variants
         if modulus not in (3, 5, 7):  # prime: a product of non-multiples is never 0 and its remainder is uniform
             raise ValueError(f"modulus must be 3, 5 or 7 (a prime with a one-digit remainder), got {modulus}")
         self.digits, self.modulus = digits, modulus
@@ -117,7 +130,10 @@ class ToolModTask(ToolTask):
     def generate(self, rng: random.Random) -> Example:
         a, b = self._operand(rng), self._operand(rng)
         m = self.modulus
-        question = f"What is the remainder when {a} * {b} is divided by {m}?\n{MATH_INSTRUCTION}"
+        if self.style == "words":
+            question = f"What is the remainder when {a} * {b} is divided by {m}?\n{MATH_INSTRUCTION}"
+        else:
+            question = f"What is ({a} * {b}) % {m}?\n{MATH_INSTRUCTION}"
         return Example(self.name, f"{a}*{b}%{m}", question, {"answer": str(a * b % m)}, {"a": a, "b": b, "m": m})
 
     def teacher_turns(self, example: Example, rng: random.Random, slip_rate: float = 0.0,
@@ -135,10 +151,23 @@ class ToolModTask(ToolTask):
             k = rng.randrange(len(text))
             digit = rng.choice([d for d in "0123456789" if d != text[k] and (k or d != "0")])
             a = int(text[:k] + digit + text[k + 1:])
-        expression = f"({a} + {b}) % {m}" if kind == "wrong_op" else f"{a} * {b} % {m}"
-        first = think_completion(f"Dividing a product by {m} in my head is error-prone. I will use the {self.tool} "
-                                 f"tool.", self._call(expression))
+        op = "+" if kind == "wrong_op" else "*"
+        if self.style == "words":
+            call = self._call(f"({a} + {b}) % {m}" if kind == "wrong_op" else f"{a} * {b} % {m}")
+        else:
+            call = self._expression_call(f"({a} {op} {b}) % {m}")
+        thought = MOD_THOUGHTS[rng.randrange(self.think_variants) if self.think_variants > 1 else 0]
+        first = think_completion(thought.format(m=m, tool=self.tool), call)
         return [first, _copy_turn]
+
+    def _expression_call(self, expression: str) -> str:
+        """The call of the "expression" style: the question's `(a * b) % m` written into it verbatim. The python code
+        is `r = (a * b) % m` then `print(r)` rather than `print((a * b) % m)`, because the byte-level BPE splits
+        ` (` the same way in both places but would read `((` as one token: the call then repeats the question's
+        tokens exactly, which is the plain copy (an induction head) a tiny model learns soonest."""
+        if self.tool == "calculator":
+            return format_tool_call("calculator", {"expression": expression})
+        return format_tool_call("python", {"code": f"r = {expression}\nprint(r)"})
 
     def direct_turn(self, example: Example, value: int | None = None) -> str:
         """A demonstration for the no-tool prompt: the remainder stated outright (`value`, default the right one),

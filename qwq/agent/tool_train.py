@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 from qwq.agent.episode import Episode, run_episode, scripted_generate
 from qwq.agent.tool_rl import (EpisodeLimits, Sampling, UpdateSettings, build_batch, episode_stats, evaluate,
                                policy_update, sample_groups)
+from qwq.agent.tool_sft import sft_on_episodes
 from qwq.agent.tool_task import TASKS, ToolArithmeticTask, ToolModTask, ToolTask
 from qwq.agent.tools import Tool
 from qwq.utils.atomic import atomic_write_text
@@ -59,6 +60,8 @@ class ToolRLConfig:
     # tool_mod: (a * b) mod `modulus` for `digits`-digit operands
     digits: int = 3
     modulus: int = 7
+    style: str = "expression"  # "expression": What is (a * b) % m? | "words": the remainder when a * b is divided by m
+    think_variants: int = 1  # teacher thoughts before the call (qwq.agent.tool_task.MOD_THOUGHTS)
     # tool_arith: 5-digit operands from 31623 up: every product has 10 digits, so each copy the model makes
     # (operands into the call, the printed product into the answer) spans a fixed distance.
     min_digits: int = 5
@@ -77,6 +80,11 @@ class ToolRLConfig:
     sft_epochs: float = 12.0
     sft_batch_size: int = 32
     sft_lr: float = 3e-3
+    # stop once the model writes whole clean held-out teacher turns (qwq.agent.tool_sft); sft_epochs is then a cap
+    sft_stop_accuracy: float = 0.9  # 0: always run the cap
+    sft_check_every: int = 25
+    sft_check_problems: int = 32
+    sft_tail: float = 0.25  # the decay after the stop, as a fraction of the steps taken
     # GRPO
     steps: int = 20
     prompts_per_step: int = 8
@@ -98,7 +106,8 @@ class ToolRLConfig:
 
     def check(self) -> None:
         positive = ("threads", "vocab_size", "sft_tool_examples", "sft_batch_size", "prompts_per_step", "max_turns",
-                    "max_new_tokens", "max_total_tokens", "eval_problems", "eval_samples", "tool_workers")
+                    "max_new_tokens", "max_total_tokens", "eval_problems", "eval_samples", "tool_workers",
+                    "sft_check_every", "sft_check_problems")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -115,6 +124,9 @@ class ToolRLConfig:
             raise UsageError(f"slip_rate must be in [0, 1], got {self.slip_rate}")
         if not (self.lr > 0 and self.sft_lr > 0 and self.sft_epochs > 0):
             raise UsageError("lr, sft_lr and sft_epochs must be > 0")
+        if not (0.0 <= self.sft_stop_accuracy <= 1.0 and self.sft_tail >= 0.0):
+            raise UsageError(f"sft_stop_accuracy must be in [0, 1] and sft_tail >= 0, got {self.sft_stop_accuracy}, "
+                             f"{self.sft_tail}")
         UpdateSettings(loss=self.loss)  # validates the loss name
 
     @classmethod
@@ -133,7 +145,8 @@ class ToolRLConfig:
 def make_task(cfg: ToolRLConfig) -> ToolTask:
     try:
         if cfg.task == "tool_mod":
-            return ToolModTask(cfg.digits, cfg.modulus, tool=cfg.tool)
+            return ToolModTask(cfg.digits, cfg.modulus, tool=cfg.tool, style=cfg.style,
+                               think_variants=cfg.think_variants)
         return ToolArithmeticTask(cfg.min_digits, cfg.max_digits, tool=cfg.tool, min_operand=cfg.min_operand)
     except ValueError as exc:
         raise UsageError(f"{cfg.task}: {exc}") from None
@@ -253,66 +266,6 @@ def _evaluate_both(engine, tokenizer, template, task, examples, cfg: ToolRLConfi
     return result
 
 
-def wsd_lr(step: int, total: int, base: float, warmup: int, decay_fraction: float = 0.2, floor: float = 0.1) -> float:
-    """Warmup, then constant, then a linear decay over the last `decay_fraction` of the steps to `floor * base`.
-    Copying emerges abruptly after a plateau of a few hundred steps at a high rate; a cosine decay over a run this
-    short lowered the rate before it did (measured: no copying after 356 steps, against ~250 at a steadier rate)."""
-    if warmup and step < warmup:
-        return base * (step + 1) / warmup
-    start = int(total * (1 - decay_fraction))
-    if step < start:
-        return base
-    return base * (1 - (1 - floor) * (step - start + 1) / max(1, total - start))
-
-
-def sft_on_episodes(model, items: Sequence, cfg: ToolRLConfig, pad_id: int, metrics_path: Path,
-                    vocab_limit: int | None = None) -> list[dict]:
-    """Cold-start SFT: token cross-entropy on the teacher's tokens (mask 1) only, qwq.rl.sft's AdamW with a
-    warmup-stable-decay schedule, seeded batches; the forward runs each batch's shared prompt prefix once
-    (qwq.agent.shared_prefix), which is what makes this affordable on a CPU."""
-    import math
-
-    import torch
-
-    from qwq.agent.shared_prefix import shared_prefix_logprobs
-    from qwq.rl.metrics import MetricsLog
-    from qwq.rl.modeling import pad_batch
-    from qwq.rl.sft import make_optimizer
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, cfg.sft_lr, 0.0)
-    per_epoch = math.ceil(len(items) / cfg.sft_batch_size)
-    total = max(1, math.ceil(cfg.sft_epochs * per_epoch))
-    warmup = min(50, total // 10)
-    log = MetricsLog(metrics_path)
-    log.restart([])
-    model.train()
-    started = time.perf_counter()
-    order: list[int] = []
-    for step in range(total):
-        epoch, offset = divmod(step, per_epoch)
-        if offset == 0:
-            order = list(range(len(items)))
-            random.Random(f"{cfg.seed}/tool-sft/{epoch}").shuffle(order)
-        chosen = [items[i] for i in order[offset * cfg.sft_batch_size:(offset + 1) * cfg.sft_batch_size]]
-        lr = wsd_lr(step, total, cfg.sft_lr, warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        ids, mask = pad_batch([it.ids for it in chosen], [it.mask for it in chosen], pad_id)
-        logp, shifted, _ = shared_prefix_logprobs(model, ids, mask, vocab_limit=vocab_limit)
-        count = shifted.sum().clamp(min=1.0)
-        loss = -(logp * shifted).sum() / count
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        log.write({"step": step + 1, "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),
-                   "tokens": int(count), "epoch": round(epoch + (offset + 1) / per_epoch, 4),
-                   "seconds": time.perf_counter() - started})
-    model.eval()
-    return log.records
-
-
 def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None] | None = None) -> dict:
     """The whole run; returns the summary (also written to `out/summary.json`)."""
     import torch
@@ -352,11 +305,22 @@ def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None
     episodes = teacher_episodes(task, tool_examples, direct_examples, tokenizer, template, teacher_tools,
                                 cfg.slip_rate, cfg.seed, cfg.limits, cfg.tool_workers, teacher_slips(cfg))
     items = [SFTItem(ep.prompt_ids + ep.completion_ids, [0] * len(ep.prompt_ids) + ep.loss_mask) for ep in episodes]
+    check_items = []
+    if cfg.sft_stop_accuracy > 0:  # clean tool episodes on held-out problems the evaluation does not use
+        taken = {ex.key for ex in heldout}
+        pool = task.examples("heldout", cfg.sft_check_problems + len(heldout), EVAL_SEED + 1)
+        check = [ex for ex in pool if ex.key not in taken][:cfg.sft_check_problems]
+        check_items = [SFTItem(ep.prompt_ids + ep.completion_ids, [0] * len(ep.prompt_ids) + ep.loss_mask)
+                       for ep in teacher_episodes(task, check, [], tokenizer, template, teacher_tools, 0.0, cfg.seed,
+                                                  cfg.limits, cfg.tool_workers, teacher_slips(cfg))]
     model_config = tiny_config(tokenizer, cfg.preset, cfg.model_overrides)
     model = new_model(model_config, cfg.seed)
     say(f"cold start: SFT on {len(items)} teacher episodes, {model_config.num_parameters():,} parameters")
     sft_records = sft_on_episodes(model, items, cfg, tokenizer.pad_token_id, out / "sft" / "metrics.jsonl",
-                                  len(tokenizer))
+                                  len(tokenizer), check_items)
+    copy_step = next((r["step"] for r in sft_records if r.get("copied")), None)
+    say(f"cold start: {len(sft_records)} steps, loss {sft_records[-1]['loss']:.3f}, "
+        + (f"copies from step {copy_step}" if copy_step else "the stop rate was never reached"))
     save_model_dir(model, model_config, tokenizer, out / "sft" / "model")
     lap("sft")
 
@@ -403,6 +367,8 @@ def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None
         "task": task.name, "tool": cfg.tool, "config": asdict(cfg),
         "parameters": model_config.num_parameters(), "vocab_size": len(tokenizer),
         "sft": {"episodes": len(items), "steps": len(sft_records), "final_loss": sft_records[-1]["loss"],
+                "copy_step": copy_step, "heldout_exact": next((r["heldout_exact"] for r in reversed(sft_records)
+                                                               if "heldout_exact" in r), None),
                 "tool_episodes": len(tool_examples), "direct_episodes": len(direct_examples)},
         "heldout_problems": len(heldout), "chance_accuracy": task.chance_accuracy,
         "before_rl": before, "after_rl": after,

@@ -1,0 +1,77 @@
+"""The tool-RL cold start (qwq.agent.tool_sft): schedule, exact-turn check, stop once the model copies."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from qwq.agent.tool_sft import exact_turn_rate, sft_on_episodes, wsd_lr
+from qwq.rl.modeling import new_model, tiny_config, train_tiny_tokenizer
+from qwq.rl.sft import SFTItem
+
+torch.set_num_threads(1)
+
+
+def test_wsd_schedule_warms_up_holds_then_decays_to_the_floor():
+    lrs = [wsd_lr(s, 1.0, 10, 80, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(lr == 1.0 for lr in lrs[10:80])
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:])) and lrs[99] == pytest.approx(0.1)
+    assert wsd_lr(150, 1.0, 10, 80, 100) == pytest.approx(0.1)  # past the end: the floor, never negative
+
+
+@pytest.fixture(scope="module")
+def setup():
+    texts = [f"copy {n:03d} -> {n:03d}." for n in range(200)]
+    tok = train_tiny_tokenizer(texts, 300)
+
+    def item(n):
+        prompt, answer = tok.encode(f"copy {n:03d} ->"), tok.encode(f" {n:03d}.")
+        return SFTItem(prompt + answer, [0] * len(prompt) + [1] * len(answer))
+
+    config = tiny_config(tok, "tiny", {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2})
+    return tok, config, item
+
+
+def settings(**kw):
+    base = dict(seed=0, sft_lr=1e-2, sft_epochs=60.0, sft_batch_size=8, sft_stop_accuracy=0.9, sft_check_every=5,
+                sft_tail=0.25)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_exact_turn_rate_of_an_untrained_model_is_zero_and_the_mode_is_kept(setup):
+    tok, config, item = setup
+    model = new_model(config, 0)
+    model.train()
+    items = [item(n) for n in range(8)]
+    assert exact_turn_rate(model, items, tok.pad_token_id) == 0.0  # nothing above probability 1/2 yet
+    assert exact_turn_rate(model, [], tok.pad_token_id) == 0.0
+    assert model.training
+
+
+def test_sft_stops_after_the_copy_is_learned_and_decays_over_a_tail(setup, tmp_path):
+    """A copy task the tiny model learns in a few dozen steps: SFT stops well before the cap, once the held-out
+    turns are reproduced, after a decay tail of a quarter of the steps taken."""
+    tok, config, item = setup
+    model = new_model(config, 0)
+    train = [item(n) for n in range(0, 160)]
+    held = [item(n) for n in range(160, 200)]
+    cfg = settings()
+    records = sft_on_episodes(model, train, cfg, tok.pad_token_id, tmp_path / "m.jsonl", len(tok), held)
+    cap = math.ceil(cfg.sft_epochs * math.ceil(len(train) / cfg.sft_batch_size))
+    copied = [r["step"] for r in records if r.get("copied")]
+    assert len(copied) == 1 and records[-1]["step"] < cap
+    stop = copied[0]
+    assert records[-1]["step"] == stop + max(cfg.sft_check_every, round(cfg.sft_tail * stop))
+    assert [r["step"] for r in records if "heldout_exact" in r] == list(range(5, records[-1]["step"] + 1, 5))
+    assert next(r for r in records if r.get("copied"))["heldout_exact"] >= 0.9
+    assert records[stop]["lr"] < cfg.sft_lr and records[-1]["lr"] == pytest.approx(0.1 * cfg.sft_lr)
+    assert exact_turn_rate(model, held, tok.pad_token_id, len(tok)) >= 0.9 and not model.training
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == len(records)
+    # without the check (rate 0) the same run goes to the cap
+    capped = sft_on_episodes(new_model(config, 0), train[:16], settings(sft_epochs=3.0, sft_stop_accuracy=0.0),
+                             tok.pad_token_id, tmp_path / "c.jsonl", len(tok), held)
+    assert len(capped) == 6 and not any("heldout_exact" in r for r in capped)
+    assert json.loads((tmp_path / "c.jsonl").read_text().splitlines()[-1])["step"] == 6
