@@ -11,6 +11,8 @@ from a finished `qwq pipeline` run of the same seed and settings instead: its co
 stage 1 is the "none" row (so only the controls are trained); with several seeds the pattern names each run,
 e.g. `--from runs/seeds/seed-{seed}` (the run directories benchmarks/bench_pipeline_seeds.py leaves).
 
+`shuffle` permutes the rewards across the batch, `shuffle_group` within each group (the same groups carry signal,
+with the same advantage sizes, as under the real reward; only which completion earned which reward is random).
 Shuffled rewards give every completion a random advantage: the expected update is zero, but one run is a random walk
 that can move held-out accuracy either way by several points. So the check is on the mean over seeds (each seed's
 row is printed too). A constant reward leaves every group without signal: no update is ever taken, so its gain is 0
@@ -27,7 +29,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CONTROLS = ("none", "shuffle", "constant")
+CONTROLS = ("none", "shuffle", "shuffle_group", "constant")
 COLD_START_STAGES = ("tokenizer", "eval_init", "sft", "eval_cold")
 
 
@@ -87,7 +89,7 @@ def run_seed(seed: int, controls: list[str], args) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--controls", default="shuffle,constant", help="comma-separated: shuffle, constant")
+    parser.add_argument("--controls", default="shuffle,constant", help="comma-separated: shuffle, shuffle_group, constant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="runs/controls")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -98,7 +100,7 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     controls = [c for c in args.controls.split(",") if c]
     if unknown := [c for c in controls if c not in CONTROLS[1:]]:
-        raise SystemExit(f"unknown controls {unknown}: expected shuffle and/or constant")
+        raise SystemExit(f"unknown controls {unknown}: expected some of {', '.join(CONTROLS[1:])}")
     if args.source and len(seeds) > 1 and "{seed}" not in args.source:
         raise SystemExit("--from needs a {seed} placeholder when several seeds are given")
     per_seed = {seed: run_seed(seed, controls, args) for seed in seeds}

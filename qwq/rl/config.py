@@ -109,7 +109,7 @@ class GRPOConfig:
     overlong_filter: bool = True  # mask truncated completions out of the loss
     probe_prompts: int = 32  # learnability pre-flight: prompts sampled before training
     probe_min_solved: int = 1  # refuse to start if fewer probe prompts have any sample with positive reward
-    reward_control: str = "none"  # none | shuffle | constant: the control experiments (no learning expected)
+    reward_control: str = "none"  # none | shuffle | shuffle_group | constant: controls (no learning expected)
     loop_breaker: bool = True
     lora: LoraSection = field(default_factory=LoraSection)
 
@@ -183,7 +183,7 @@ class TrainConfig:
 
 
 LOSSES = ("grpo", "dapo", "dr_grpo", "bnpo")
-REWARD_CONTROLS = ("none", "shuffle", "constant")
+REWARD_CONTROLS = ("none", "shuffle", "shuffle_group", "constant")
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------

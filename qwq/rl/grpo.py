@@ -83,7 +83,8 @@ class GRPOTrainer:
         if self.cfg.reward_control != "none":
             flat = [c for g in groups for c in g.completions]
             rewards = apply_control([c.reward for c in flat], self.cfg.reward_control,
-                                    step_rng(self.run.seed, self.stage, step, f"control/{round_}"))
+                                    step_rng(self.run.seed, self.stage, step, f"control/{round_}"),
+                                    [len(g.completions) for g in groups])
             for completion, reward in zip(flat, rewards):
                 completion.reward = reward
         return groups, {"generate_s": gen_s, "reward_s": score_s}

@@ -139,19 +139,39 @@ def build_reward_spec(spec: Mapping[str, float] | None, default: RewardFn) -> Re
     return combined
 
 
-def apply_control(rewards: list[float | None], control: str, rng: random.Random) -> list[float | None]:
-    """Control experiments: `shuffle` permutes the rewards across the batch (same distribution, no relation to
-    the completions); `constant` gives every scorable completion the same reward (no signal at all)."""
+def apply_control(rewards: list[float | None], control: str, rng: random.Random,
+                  group_sizes: Sequence[int] | None = None) -> list[float | None]:
+    """Control experiments (the gain must come from the reward's relation to the completions):
+
+    - `shuffle`: permute the rewards across the whole batch (same values, no relation to the completions; groups that
+      were all right or all wrong now usually carry a random signal, so far more groups train than with the real
+      reward);
+    - `shuffle_group`: permute each group's rewards among its own completions (`group_sizes`: the groups' sizes in
+      order). Every group keeps its reward multiset, so the same groups carry signal with the same advantage
+      magnitudes as under the real reward: only which completion earned which reward is random;
+    - `constant`: every scorable completion gets the same reward (no signal at all)."""
     if control == "none":
         return rewards
     if control == "constant":
         return [None if r is None else 1.0 for r in rewards]
     if control == "shuffle":
-        known = [i for i, r in enumerate(rewards) if r is not None]
-        values = [rewards[i] for i in known]
-        rng.shuffle(values)
-        out = list(rewards)
-        for i, value in zip(known, values):
-            out[i] = value
+        return _permute_known(list(rewards), rng)
+    if control == "shuffle_group":
+        if group_sizes is None or sum(group_sizes) != len(rewards):
+            raise ValueError("shuffle_group needs the group sizes of the batch")
+        out, start = [], 0
+        for size in group_sizes:
+            out += _permute_known(list(rewards[start:start + size]), rng)
+            start += size
         return out
-    raise ConfigError(f"unknown reward control {control!r}: expected none, shuffle or constant")
+    raise ConfigError(f"unknown reward control {control!r}: expected none, shuffle, shuffle_group or constant")
+
+
+def _permute_known(rewards: list[float | None], rng: random.Random) -> list[float | None]:
+    """The scorable rewards permuted among the scorable positions (None stays where it is)."""
+    known = [i for i, r in enumerate(rewards) if r is not None]
+    values = [rewards[i] for i in known]
+    rng.shuffle(values)
+    for i, value in zip(known, values):
+        rewards[i] = value
+    return rewards
