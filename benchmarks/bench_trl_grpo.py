@@ -32,7 +32,8 @@ def _evaluate(model, model_config, tokenizer, template, tasks, counts, max_new_t
     return evaluate_heldout(engine, template, tokenizer, tasks, counts, max_new_tokens)["groups"]
 
 
-def run_ours(model, model_config, tokenizer, template, cfg, run_cfg, slots, out: Path) -> float:
+def run_ours(model, model_config, tokenizer, template, cfg, run_cfg, slots, out: Path) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) per step; the sandbox runs in other processes for both trainers."""
     from qwq.rl.grpo import GRPOTrainer
     from qwq.rl.modeling import make_engine
     from qwq.rl.rewards import clear_reward_caches
@@ -41,12 +42,13 @@ def run_ours(model, model_config, tokenizer, template, cfg, run_cfg, slots, out:
     trainer = GRPOTrainer(model, model_config, tokenizer, template, slots, cfg, run_cfg, "bench", out,
                           lambda m: make_engine(m, tokenizer, model_config, template, batch, cfg.max_new_tokens + 256))
     clear_reward_caches()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     records, _ = trainer.train()
-    return (time.perf_counter() - started) / len(records)
+    return (time.perf_counter() - started) / len(records), (time.process_time() - cpu_started) / len(records)
 
 
-def run_trl(model_dir: Path, cfg, slots, steps: int, seed: int, out: Path, threads: int) -> tuple[Path, float]:
+def run_trl(model_dir: Path, cfg, slots, steps: int, seed: int, out: Path, threads: int
+            ) -> tuple[Path, float, float]:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -87,13 +89,14 @@ def run_trl(model_dir: Path, cfg, slots, steps: int, seed: int, out: Path, threa
                           processing_class=tokenizer)
     torch.set_num_threads(threads)
     clear_reward_caches()  # TRL calls the same cached code reward: it must not reuse the verdicts of our run
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train()
     per_step = (time.perf_counter() - started) / steps
+    cpu_per_step = (time.process_time() - cpu_started) / steps
     final = out / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
-    return final, per_step
+    return final, per_step, cpu_per_step
 
 
 def main() -> int:
@@ -134,25 +137,26 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
 
     before = _evaluate(model, model_config, tokenizer, template, tasks, counts, recipe.eval.max_new_tokens)
-    ours_s = run_ours(model, model_config, tokenizer, template, cfg, RunConfig(seed=args.seed, threads=args.threads,
+    ours_s, ours_cpu = run_ours(model, model_config, tokenizer, template, cfg, RunConfig(seed=args.seed, threads=args.threads,
                                                                                checkpoint_every=0, progress=False),
                       slots, out / "ours")
     ours_after = _evaluate(model, model_config, tokenizer, template, tasks, counts, recipe.eval.max_new_tokens)
-    trl_dir, trl_s = run_trl(model_dir, cfg, slots, args.steps, args.seed, out / "trl", args.threads)
+    trl_dir, trl_s, trl_cpu = run_trl(model_dir, cfg, slots, args.steps, args.seed, out / "trl", args.threads)
     trl_config, trl_model = load_hf_checkpoint(trl_dir, dtype=torch.float32)
     trl_after = _evaluate(trl_model, trl_config, tokenizer, template, tasks, counts, recipe.eval.max_new_tokens)
 
     print(f"\n{args.steps} GRPO steps of {cfg.prompts_per_step} prompts x {cfg.group_size} samples, {args.threads} threads")
-    print("| trainer | s/step | steps/s | " + " | ".join(f"{g} gain" for g in before) + " |")
-    print("|---|---|---|" + "---|" * len(before))
-    for name, per_step, after in (("qwq", ours_s, ours_after), ("TRL", trl_s, trl_after)):
+    print("| trainer | s/step | steps/s | CPU s/step | " + " | ".join(f"{g} gain" for g in before) + " |")
+    print("|---|---|---|---|" + "---|" * len(before))
+    for name, per_step, cpu, after in (("qwq", ours_s, ours_cpu, ours_after), ("TRL", trl_s, trl_cpu, trl_after)):
         gains = " | ".join(f"{100 * before[g]:.1f} -> {100 * after[g]:.1f} ({100 * (after[g] - before[g]):+.1f})"
                            for g in before)
-        print(f"| {name} | {per_step:.2f} | {1 / per_step:.3f} | {gains} |")
+        print(f"| {name} | {per_step:.2f} | {1 / per_step:.3f} | {cpu:.2f} | {gains} |")
     speedup = trl_s / ours_s
     gain_ours = statistics.fmean(ours_after[g] - before[g] for g in before)
     gain_trl = statistics.fmean(trl_after[g] - before[g] for g in before)
-    print(f"\nspeed-up {speedup:.1f}x (target >= 3x); mean gain qwq {100 * gain_ours:+.1f} vs TRL {100 * gain_trl:+.1f}")
+    print(f"\nspeed-up {speedup:.1f}x wall, {trl_cpu / ours_cpu:.1f}x CPU (target >= 3x); "
+          f"mean gain qwq {100 * gain_ours:+.1f} vs TRL {100 * gain_trl:+.1f}")
     return 0
 
 
