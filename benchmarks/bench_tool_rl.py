@@ -49,6 +49,11 @@ def table(summary: dict) -> str:
     tool_use = [summary[stage]["with_tool"]["tool_call_rate"] for stage in ("before_rl", "after_rl")]
     rows.append(f"{'tool-call rate':22} {tool_use[0]:10.3f} {tool_use[1]:10.3f}")
     rows.append(f"{'chance (no tool)':22} {summary.get('chance_accuracy', 0.0):10.3f}")
+    sft = summary["sft"]
+    copied = f"copies from step {sft['copy_step']}" if sft.get("copy_step") else "the stop rate was never reached"
+    exact = sft.get("heldout_exact")
+    rows.append(f"cold start: {sft['steps']} SFT steps, final loss {sft['final_loss']:.3f}, {copied}"
+                + (f" (held-out turns reproduced: {exact:.2f})" if exact is not None else ""))
     rows.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return "\n".join(rows)
 

@@ -15,16 +15,20 @@
 Outputs under `out`: tokenizer/, sft/ (metrics.jsonl, model/), tool_grpo/metrics.jsonl, final/ (a model directory
 any `-m` consumer loads, e.g. `qwq agent -m out/final --tools python`), summary.json.
 
-Why `tool_mod` (the remainder of a 3-digit by 3-digit product divided by 7) by default: the skill the tool needs
-is copying digits (the operands into the call, the printed result into the answer), and a 0.88M-parameter model
-learns to copy only at fixed distances and only a few digits reliably. Whether it learns within the budget is a
-matter of seed: the SFT loss on the teacher's tokens sits near 0.28 (operands not copied) until the copying forms,
-then falls to ~0.1. Measured: 564 steps of batch 32 (the default), seed 0 from step ~370, seed 1 never; 844 steps
-of batch 16 with guess/wrong_op slips, seed 1 from step ~480, seed 0 never. A run whose cold start never copies
-stays near chance with the tool too: 20 GRPO steps do not find the copy from reward alone. `tool_arith` (kept as `--set task=tool_arith`) needs the same habit plus
-a copy of the 10-digit product; with 5-digit operands its cold start called the tool in ~100% of episodes and still
-scored 0/64 with and without it. Without the tool, tool_mod's remainder must be computed from all six digits, which
-a model this size cannot do: it stays at chance (1/6).
+Why `tool_mod` ("What is (a * b) % 7?" with 3-digit operands) by default: the skill the tool needs is copying
+digits (the operands into the call, the printed result into the answer), and whether a 0.88M-parameter model learns
+to copy within the budget is a matter of seed: the SFT loss on the teacher's tokens sits near 0.25-0.28 (operands not
+copied) until the copying forms, then falls below ~0.1. SFT checks held-out teacher turns every
+`sft_check_every` steps and stops early once the model reproduces them (qwq.agent.tool_sft); the epochs are a cap.
+Measured with the older wording ("the remainder when a * b is divided by 7", call `print(a * b % 7)`, style=words):
+seed 0 copied from SFT step ~370, seed 1 never in 564 steps; the seed-0 model copied by a fixed offset (one extra
+word between the operands and the call: 30/30 exact calls -> 0/30). With the expression wording the call repeats
+the question's span token for token: seed 2 copied from step ~300 (0.84 with the tool before RL), seed 1 from ~450,
+too late for the 564-step cap (0.18). A run whose cold start never copies stays near chance with the tool too: 20
+GRPO steps do not find the copy from reward alone. `tool_arith` (kept as `--set task=tool_arith`) needs the same
+habit plus a copy of the 10-digit product; with 5-digit operands its cold start called the tool in ~100% of
+episodes and still scored 0/64 with and without it. Without the tool, tool_mod's remainder must be computed from
+all six digits, which a model this size cannot do: it stays at chance (1/6).
 """
 
 from __future__ import annotations
