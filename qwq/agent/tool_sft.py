@@ -4,8 +4,8 @@ A tool-using episode of tool_mod is almost all fixed text; what the model must l
 operands into the call and the printed digit into the answer. That copying forms abruptly after a plateau (the loss
 sits where the digits are predicted from their marginal distribution), and when it forms depends on the seed. So
 instead of a fixed number of steps, SFT checks every `sft_check_every` steps whether the model reproduces whole
-clean held-out teacher turns (every teacher token with probability > 1/2, so greedy decoding writes the turn
-exactly) and, once a `sft_stop_accuracy` fraction of them are, decays the learning rate over a short tail and stops.
+clean held-out teacher turns (every call and answer token, outside the thinking, with probability > 1/2, so
+greedy decoding writes them exactly) and, once a `sft_stop_accuracy` fraction of them are, decays the learning rate over a short tail and stops.
 The epoch count is then only a cap.
 """
 
@@ -31,9 +31,23 @@ def wsd_lr(step: int, base: float, warmup: int, decay_start: int, end: int, floo
     return base * (1 - (1 - floor) * min(1.0, (step - decay_start + 1) / max(1, end - decay_start)))
 
 
+def answer_mask(ids: Sequence[int], mask: Sequence[int], think_open: int, think_close: int) -> list[int]:
+    """`mask` without the teacher tokens inside `<think>`...`</think>`: what the call and the answer need. (A model
+    whose calls and boxes are right can still paraphrase its thinking, e.g. misstate the printed digit there and box
+    the right one; the reward never reads the thinking.)"""
+    out, thinking = [], False
+    for token, m in zip(ids, mask):
+        if token == think_open:
+            thinking = True
+        out.append(0 if thinking or token == think_close else m)
+        if token == think_close:
+            thinking = False
+    return out
+
+
 def exact_turn_rate(model, items: Sequence, pad_id: int, vocab_limit: int | None = None, batch: int = 16) -> float:
-    """Fraction of `items` (teacher episodes) whose every teacher token (mask 1) the model gives probability > 1/2:
-    teacher-forced, so one forward per batch, and a turn that passes is what greedy decoding would write."""
+    """Fraction of `items` (teacher episodes) whose every checked token (mask 1) the model gives probability > 1/2:
+    teacher-forced, so one forward per batch, and what passes is what greedy decoding would write."""
     import torch
 
     from qwq.agent.shared_prefix import shared_prefix_logprobs

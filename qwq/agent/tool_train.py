@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence
 from qwq.agent.episode import Episode, run_episode, scripted_generate
 from qwq.agent.tool_rl import (EpisodeLimits, Sampling, UpdateSettings, build_batch, episode_stats, evaluate,
                                policy_update, sample_groups)
-from qwq.agent.tool_sft import sft_on_episodes
+from qwq.agent.tool_sft import answer_mask, sft_on_episodes
 from qwq.agent.tool_task import TASKS, ToolArithmeticTask, ToolModTask, ToolTask
 from qwq.agent.tools import Tool
 from qwq.utils.atomic import atomic_write_text
@@ -314,7 +314,10 @@ def train_tool_use(cfg: ToolRLConfig, out: str | Path, log: Callable[[str], None
         taken = {ex.key for ex in heldout}
         pool = task.examples("heldout", cfg.sft_check_problems + len(heldout), EVAL_SEED + 1)
         check = [ex for ex in pool if ex.key not in taken][:cfg.sft_check_problems]
-        check_items = [SFTItem(ep.prompt_ids + ep.completion_ids, [0] * len(ep.prompt_ids) + ep.loss_mask)
+        think = tokenizer.token_to_id("<think>"), tokenizer.token_to_id("</think>")
+        check_items = [SFTItem(ep.prompt_ids + ep.completion_ids,
+                               answer_mask(ep.prompt_ids + ep.completion_ids,
+                                           [0] * len(ep.prompt_ids) + ep.loss_mask, *think))
                        for ep in teacher_episodes(task, check, [], tokenizer, template, teacher_tools, 0.0, cfg.seed,
                                                   cfg.limits, cfg.tool_workers, teacher_slips(cfg))]
     model_config = tiny_config(tokenizer, cfg.preset, cfg.model_overrides)

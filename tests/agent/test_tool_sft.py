@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from qwq.agent.tool_sft import exact_turn_rate, sft_on_episodes, wsd_lr
+from qwq.agent.tool_sft import answer_mask, exact_turn_rate, sft_on_episodes, wsd_lr
 from qwq.rl.modeling import new_model, tiny_config, train_tiny_tokenizer
 from qwq.rl.sft import SFTItem
 
@@ -75,3 +75,10 @@ def test_sft_stops_after_the_copy_is_learned_and_decays_over_a_tail(setup, tmp_p
                              tok.pad_token_id, tmp_path / "c.jsonl", len(tok), held)
     assert len(capped) == 6 and not any("heldout_exact" in r for r in capped)
     assert json.loads((tmp_path / "c.jsonl").read_text().splitlines()[-1])["step"] == 6
+
+
+def test_answer_mask_drops_the_thinking_of_every_turn():
+    # prompt 1 2 <think>(8) | thought 3 4 </think>(9) call 5 | env 6 <think>(8) | thought 3 </think>(9) box 7
+    ids = [1, 2, 8, 3, 4, 9, 5, 6, 8, 3, 9, 7]
+    mask = [0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1]
+    assert answer_mask(ids, mask, 8, 9) == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
