@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from qwq.model.kv import causal_attention
+from qwq.rl.modeling import head_logprobs
 
 GROUP_KEY_TOKENS = 16  # rows whose first tokens agree this far share one prefix computation
 
@@ -96,16 +96,5 @@ def shared_prefix_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, with_en
         if hidden is None:
             hidden = part.new_zeros(inputs.shape[0], inputs.shape[1], part.shape[-1])
         hidden = hidden.index_put((torch.tensor(rows).unsqueeze(1), torch.arange(longest).unsqueeze(0)), part)
-    selected = shifted > 0
-    logits = model.lm_head(hidden[selected]).float()
-    if vocab_limit is not None and vocab_limit < logits.shape[-1]:
-        logits = logits[:, :vocab_limit]
-    log_probs = F.log_softmax(logits, dim=-1)
-    logp = torch.zeros(targets.shape, dtype=torch.float32, device=ids.device)
-    logp = logp.masked_scatter(selected, log_probs.gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1))
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            values = -(log_probs.exp() * log_probs).sum(-1)
-            entropy = torch.zeros(targets.shape, dtype=torch.float32).masked_scatter(selected, values)
+    logp, entropy = head_logprobs(model, hidden, targets, shifted, with_entropy, vocab_limit)
     return logp, shifted, entropy

@@ -103,21 +103,33 @@ def continuation_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, with_ent
     The LM head runs only on the masked positions, so a 152k-row vocabulary costs [completion tokens, V], not
     [B, T, V].
     """
-    import torch.nn.functional as F
-
     hidden = model.model(ids[:, :-1])
     targets, shifted = ids[:, 1:], mask[:, 1:]
-    selected = shifted > 0
+    logp, entropy = head_logprobs(model, hidden, targets, shifted, with_entropy)
+    return logp, shifted, entropy
+
+
+def head_logprobs(model, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, with_entropy: bool = False,
+                  vocab_limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(targets) from final hidden states [B, T, H] where `mask` [B, T] is set (0 elsewhere), and the entropy
+    there (no gradient) when asked. The LM head runs on the masked positions only. `vocab_limit`: normalise over
+    the first `vocab_limit` logits (the engine never samples the embedding's padding rows)."""
+    import torch.nn.functional as F
+
+    selected = mask > 0
     logits = model.lm_head(hidden[selected]).float()
+    if vocab_limit is not None and vocab_limit < logits.shape[-1]:
+        logits = logits[:, :vocab_limit]
     log_probs = F.log_softmax(logits, dim=-1)
-    logp = torch.zeros(targets.shape, dtype=torch.float32, device=ids.device)
-    logp = logp.masked_scatter(selected, log_probs.gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1))
+    picked = log_probs.gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1)
+    logp = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device).masked_scatter(selected, picked)
     entropy = None
     if with_entropy:
         with torch.no_grad():
             values = -(log_probs.exp() * log_probs).sum(-1)
-            entropy = torch.zeros(targets.shape, dtype=torch.float32).masked_scatter(selected, values)
-    return logp, shifted, entropy
+            entropy = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device).masked_scatter(
+                selected, values)
+    return logp, entropy
 
 
 def make_engine(model, tokenizer, config: ModelConfig, template, batch: int, max_tokens: int):

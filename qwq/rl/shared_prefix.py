@@ -24,6 +24,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from qwq.rl.modeling import head_logprobs
+
 
 @dataclass
 class GroupedBatch:
@@ -173,16 +175,5 @@ def grouped_logprobs(model, batch: GroupedBatch, rows: torch.Tensor, prompts: Pr
         hidden = torch.cat([first, rest], dim=1)
     else:
         hidden = first
-    selected = mask > 0
-    logits = model.lm_head(hidden[selected]).float()
-    if vocab_limit is not None and vocab_limit < logits.shape[-1]:
-        logits = logits[:, :vocab_limit]
-    log_probs = F.log_softmax(logits, dim=-1)
-    logp = torch.zeros(targets.shape, dtype=torch.float32)
-    logp = logp.masked_scatter(selected, log_probs.gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1))
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            values = -(log_probs.exp() * log_probs).sum(-1)
-            entropy = torch.zeros(targets.shape, dtype=torch.float32).masked_scatter(selected, values)
+    logp, entropy = head_logprobs(model, hidden, targets, mask, with_entropy, vocab_limit)
     return logp, mask, entropy
