@@ -43,10 +43,13 @@ def test_same_scores_as_the_in_process_backend(data_root, tmp_path):
     for key in ("pass@1", "pass@k", "maj@k", "per_problem"):
         assert remote["tasks"]["gsm8k"][key] == local["tasks"]["gsm8k"][key]
     assert remote["tasks"]["gsm8k"]["pass@1"] == pytest.approx(0.5)
-    body = state["requests"][0]
+    # Four requests are in flight at once, so arrival order is not item order: find item 0's requests by content.
+    first_item = task.items(1)[0].messages
+    bodies = [b for b in state["requests"] if b["messages"] == first_item]
+    assert len(bodies) == 2  # n=2 samples of the first problem, each its own request
+    body = bodies[0]
     assert body["model"] == "fake-qwq"  # the first of /v1/models
     assert (body["temperature"], body["top_p"], body["top_k"], body["min_p"], body["n"]) == (0.6, 0.95, 40, 0.0, 1)
-    assert body["messages"] == task.items(1)[0].messages
     assert len({b["seed"] for b in state["requests"]}) == 8  # one seed per sample
     record = json.loads((tmp_path / "remote" / "gsm8k" / "samples.jsonl").read_text().splitlines()[0])
     assert record["token_counts"] == "server" and record["reasoning_tokens"] == 3 and record["starts_in_reasoning"]
