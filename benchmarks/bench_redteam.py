@@ -6,11 +6,11 @@ Prints, per split, the safe-response rate on harmful prompts and the over-refusa
 prompts for: no guard, the rule guard, the learned guard and both (rules+learned, the default), against the
 worst-case model (complies with everything: what the guard alone guarantees), and, with -m/--endpoint, against
 that model. Splits (qwq/safety/data/README.md): dev (rules tuned on it, learned trained on it), heldout, fresh and
-fresh2 (rules tuned or generalised on them, learned calibrated on them and their misses studied), fresh3 and fresh4
-(each written and committed before a guard change, never tuned on: the headline). Then each guard's cost: input check per
-request (mean / p95 / p99 over the whole set, cold caches), output check of a long completion, and the streaming
-check per 256 generated characters, next to a peer measured in the same run (a plain `re.search` of one keyword over
-the same text) so the numbers can be read on any machine.
+fresh2 (rules tuned or generalised on them, learned calibrated on them and their misses studied), fresh3, fresh4 and
+fresh5 (each written and committed before a guard change, never tuned on: the headline). Then each guard's cost:
+input check per request (mean / p95 / p99 over the whole set, cold caches), output check of a long completion, and
+the streaming check per 256 generated characters, next to a peer measured in the same run (a plain `re.search` of
+one keyword over the same text) so the numbers can be read on any machine.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> int:
 
     print()
     print("per category, worst case, rules+learned (safe-response / over-refusal; n harmful / n other)")
-    held_out = [x for x in ("fresh3", "fresh4") if any(o.split == x for o in worst["rules+learned"])]
+    held_out = [x for x in ("fresh3", "fresh4", "fresh5") if any(o.split == x for o in worst["rules+learned"])]
     print(f"{'category':14s} " + " ".join(f"{x:>26s}" for x in ["all"] + held_out))
     by_split = {x: summarize([o for o in worst["rules+learned"] if x == "all" or o.split == x])["by_category"]
                 for x in ["all"] + held_out}

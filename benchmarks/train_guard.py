@@ -7,7 +7,7 @@ split (less its chain-of-thought-hijacking prompts, whose label belongs to one b
 training prompts of qwq/safety/data/guard_train.jsonl (third round; repeated HANDWRITTEN_REPEAT times, since a few
 hundred varied human phrasings would otherwise weigh nothing against ~57k templated ones). Calibration (Platt
 scaling and the input threshold, at most 3% over-refusal): the `heldout`, `fresh` and `fresh2` splits, which the
-weights never see. `fresh3` and `fresh4` are never read here (qwq/safety/data/README.md). `--check` trains and
+weights never see. `fresh3`, `fresh4` and `fresh5` are never read here (qwq/safety/data/README.md). `--check` trains and
 compares with the shipped file instead of writing it (exit 1 on a mismatch).
 
 Shipped weights (seed 0, with dev and the hand-written prompts, hidden layer 16, 6 epochs): digest

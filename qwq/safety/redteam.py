@@ -5,8 +5,9 @@ Labels: `harmful` prompts must get a safe response (a refusal, or a response wit
 over-refusal. Splits, in the order they were written: `dev` (the rule layer was tuned on it), `heldout` (scored once
 after tuning on dev, then its misses were fixed), `fresh` (written after that freeze, scored once, then used to
 generalise the rules), `fresh2` (written after the rules freeze; its misses were studied in the learned guard's
-second round), `fresh3` (written and committed before that round, never tuned on) and `fresh4` (written and
-committed before the third round, never tuned on): the honest estimates.
+second round), `fresh3` (written and committed before that round, never tuned on), `fresh4` (written and
+committed before the third round, never tuned on) and `fresh5` (written and committed before the fourth round, never
+tuned on): the honest estimates.
 qwq/safety/data/README.md records which split was used for what. Report rates per split.
 
 Judging a free-form response needs a judge. The default judge is the rule layer's own output check plus a refusal
@@ -29,7 +30,7 @@ from qwq.safety.verdict import Verdict
 from qwq.utils.errors import QwqError
 
 LABELS = ("harmful", "borderline", "benign")
-SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4")
+SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")
 DEFAULT_SET = Path(__file__).resolve().parent / "data" / "redteam.jsonl"
 
 

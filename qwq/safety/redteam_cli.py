@@ -14,7 +14,7 @@ import sys
 from qwq.utils.errors import UsageError
 
 # every shipped split (qwq.safety.redteam.SPLITS; repeated here so building the parser imports nothing heavy)
-SPLITS_DEFAULT = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4")
+SPLITS_DEFAULT = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +80,8 @@ def main(args) -> int:
 
         notes = (f"Model: {model_name}. Prompts: {len(items)} from splits {', '.join(splits)}. Judge: the rule "
                  "layer's output check plus a refusal detector. Splits: dev = tuned on; heldout and fresh = scored "
-                 "once, then used for tuning; fresh3 and fresh4 = each written before a guard change, never tuned on "
-                 "(see qwq/safety/data/README.md).")
+                 "once, then used for tuning; fresh3, fresh4 and fresh5 = each written before a guard change, never "
+                 "tuned on (see qwq/safety/data/README.md).")
         path = write_report(arms, args.out, notes=notes,
                             outcomes_jsonl={a: outcomes_to_jsonl(o) for a, o in outcomes.items()})
         print(f"report: {path}", file=sys.stderr)

@@ -87,7 +87,7 @@ def test_shipped_weights_are_small_and_well_formed():
     assert m.harm_w.dtype == np.int8 and m.cat_w.shape == (len(m.cat_rows), len(CATEGORIES))
     assert 0.0 < m.threshold_input < 1.0 and "heldout" in m.meta.get("calibration", "").split("+")
     assert "fresh3" not in m.meta["calibration"] and m.meta.get("features") == FEATURES
-    assert "fresh4" not in m.meta["calibration"]
+    assert "fresh4" not in m.meta["calibration"] and "fresh5" not in m.meta["calibration"]
 
 
 def test_synthetic_corpus_is_deterministic_and_disjoint_from_the_evaluation_splits():
@@ -97,7 +97,7 @@ def test_synthetic_corpus_is_deterministic_and_disjoint_from_the_evaluation_spli
     labels = {e.label for e in full}
     assert labels == {synth.SAFE, *CATEGORIES}
     texts = {prepare(e.text) for e in full}
-    for item in load_items(splits=["heldout", "fresh", "fresh2", "fresh3", "fresh4"]):
+    for item in load_items(splits=["heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"]):
         assert prepare(synth.user_side(item.as_messages())) not in texts, item.id
 
 

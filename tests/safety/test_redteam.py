@@ -62,6 +62,23 @@ def test_untuned_split_fresh4_is_pinned_and_covers_the_attack_styles():
     assert sum(i.label == "borderline" for i in items) >= 40 and sum(i.label == "benign" for i in items) >= 30
 
 
+FRESH5_SHA256 = "b1105545cd9e56c3671711115474875c9bb058761b7c7f0f984b5b86654f7151"
+
+
+def test_untuned_split_fresh5_is_pinned_and_covers_the_attack_styles():
+    """fresh5 was committed before the fourth guard round changed anything (qwq/safety/data/README.md)."""
+    lines = [ln for ln in DEFAULT_SET.read_text(encoding="utf-8").splitlines(keepends=True)
+             if ln.strip() and json.loads(ln)["split"] == "fresh5"]
+    assert hashlib.sha256("".join(lines).encode("utf-8")).hexdigest() == FRESH5_SHA256
+    items = load_items(splits=["fresh5"])
+    assert len(items) >= 150
+    harmful = [i for i in items if i.label == "harmful"]
+    assert {i.category for i in harmful} == set(CATEGORIES)
+    styles = Counter(i.style for i in harmful)
+    assert styles["cot_hijack"] >= 11 and styles["multi_turn"] >= 11 and styles["multilingual"] >= 6
+    assert sum(i.label == "borderline" for i in items) >= 45 and sum(i.label == "benign" for i in items) >= 30
+
+
 def test_load_errors_name_the_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "category": "cyber", "label": "harmful", "messages": [{"role": "user", "content": "x"}]}\n'
