@@ -45,8 +45,10 @@ class LearnabilityError(QwqError):
 
 @dataclass
 class Batch:
-    rollouts: GroupedBatch  # prompts once, completions as rows (qwq.rl.shared_prefix)
+    rollouts: GroupedBatch  # prompts once, completions as rows (qwq.rl.shared_prefix): the rows that get a gradient
     max_completion: int
+    sequences: int  # what the loss normalises by: every completion of the kept groups, including rows left out
+    tokens: int     # of `rollouts` because their gradient is exactly zero (see GRPOTrainer._batch)
 
 
 class GRPOTrainer:
@@ -111,9 +113,18 @@ class GRPOTrainer:
         return result
 
     # ---- batches -------------------------------------------------------------------------------------------------
+    def _skips_zero_advantage(self) -> bool:
+        """A row whose advantage is 0 adds exactly nothing to the gradient of the clipped surrogate, so it need not
+        run at all, provided the loss is normalised by whole-batch counts (grpo, dapo, dr_grpo; bnpo averages per
+        micro-batch) and no KL term pulls on it. Without dynamic sampling (TRL's setting) zero-variance groups are
+        a quarter to a half of the batch."""
+        return self.cfg.loss != "bnpo" and not self.cfg.kl_coef
+
     def _batch(self, groups: Sequence[Group]) -> Batch | None:
         prompts, group_of_row, completions, masks, advantages = [], [], [], [], []
-        max_completion = 1
+        max_completion, sequences, tokens = 1, 0, 0
+        skip_zero = self._skips_zero_advantage()
+        spare = None
         for group in groups:
             known = [r for r in group.rewards if r is not None]
             if len(known) < 2:
@@ -124,19 +135,30 @@ class GRPOTrainer:
             adv = torch.zeros(len(filled))
             adv[keep] = group_advantages(filled[keep], int(keep.sum()), scale=self.cfg.scale_rewards)
             prompt_index = len(prompts)
-            prompts.append(group.prompt_ids)
             for completion, a, k in zip(group.completions, adv.tolist(), keep.tolist()):
                 if not completion.token_ids:
                     continue
                 train = k and not (self.cfg.overlong_filter and completion.finish_reason == "length")
+                mask = [0 if (forced or not train) else 1 for forced in completion.forced]
+                sequences += 1
+                tokens += sum(mask)
+                max_completion = max(max_completion, len(completion.token_ids))
+                if not any(mask) or (skip_zero and a == 0.0):
+                    # kept aside: a batch of nothing but such rows still takes its (zero-gradient) optimizer step
+                    spare = spare or (prompt_index, group.prompt_ids, completion.token_ids, mask, a)
+                    continue
                 group_of_row.append(prompt_index)
                 completions.append(completion.token_ids)
-                masks.append([0 if (forced or not train) else 1 for forced in completion.forced])
+                masks.append(mask)
                 advantages.append(a)
-                max_completion = max(max_completion, len(completion.token_ids))
-        if not completions or not any(any(m) for m in masks):
+            if group_of_row and group_of_row[-1] == prompt_index:
+                prompts.append(group.prompt_ids)
+        if not completions and spare is not None and tokens:
+            prompts, group_of_row, completions, masks, advantages = [spare[1]], [0], [spare[2]], [spare[3]], [spare[4]]
+        if not completions or not tokens:
             return None
-        return Batch(grouped_batch(prompts, group_of_row, completions, masks, advantages, self.pad_id), max_completion)
+        return Batch(grouped_batch(prompts, group_of_row, completions, masks, advantages, self.pad_id), max_completion,
+                     sequences, tokens)
 
     @torch.no_grad()
     def _logprobs(self, model, batch: Batch, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -146,10 +168,9 @@ class GRPOTrainer:
     def _update(self, batch: Batch) -> dict:
         cfg = self.cfg
         rollouts = batch.rollouts
-        size = rollouts.rows
         chunks = rollouts.micro_batches(cfg.micro_batch)  # similar lengths together: little padding
-        tokens = int(rollouts.mask.sum())
-        norm = Normalizer(cfg.loss, size, tokens, batch.max_completion, micro_batches=len(chunks))
+        norm = Normalizer(cfg.loss, batch.sequences, batch.tokens, batch.max_completion, micro_batches=len(chunks))
+        tokens = int(rollouts.mask.sum())  # the tokens that run: the statistics below average over them
         reference = self._logprobs(self.reference, batch, chunks) if self.reference is not None else None
         old = None
         if cfg.updates_per_batch > 1:

@@ -64,3 +64,48 @@ def test_same_seed_same_weights(toy_world, toy_sft_model, tmp_path):
         _trainer(toy_world, model, tmp_path / str(run), steps=2).train()
         hashes.append(weights_hash(model))
     assert hashes[0] == hashes[1]
+
+
+@pytest.mark.parametrize("loss", ["dapo", "grpo", "dr_grpo"])
+def test_zero_advantage_rows_are_left_out_without_changing_the_step(toy_world, toy_sft_model, tmp_path, loss):
+    """Rows whose advantage is 0 (zero-variance groups) add nothing to the gradient: leaving them out of the forward
+    gives the same update, as long as the loss still normalises by the whole batch."""
+    from qwq.rl.rollout import Completion, Group
+
+    tokenizer = toy_world["tokenizer"]
+    prompt = tokenizer.encode("question")
+    texts = ["yes", "no", "yes yes", "no no no", "maybe", "yes", "no", "yes"]
+
+    def group(rewards):
+        completions = [Completion(tokenizer.encode(t), t, "stop", [False] * len(tokenizer.encode(t)), reward=r)
+                       for t, r in zip(texts, rewards)]
+        return Group("yesno", None, prompt, completions)
+
+    groups = [group([1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0]), group([1.0] * 8), group([0.0] * 8),
+              group([0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])]
+    grads, losses = [], []
+    for skip in (True, False):
+        model = copy.deepcopy(toy_sft_model)
+        trainer = _trainer(toy_world, model, tmp_path / str(skip), loss=loss, dynamic_sampling=False)
+        trainer._skips_zero_advantage = lambda skip=skip: skip
+        trainer.run = RunConfig(checkpoint_every=0, progress=False, autocast="off")  # fp32: rounding, not bf16
+        batch = trainer._batch(groups)
+        assert batch.sequences == 32 and batch.rollouts.rows == (16 if skip else 32)
+        assert batch.rollouts.prompts.shape[0] == (2 if skip else 4)
+        seen = {}
+        trainer.optimizer.step = lambda seen=seen, model=model: seen.update(
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        losses.append(trainer._update(batch)["loss"])
+        grads.append(seen)
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    scale = max(float(g.abs().max()) for g in grads[1].values())
+    assert scale > 0
+    for name, value in grads[0].items():  # (Adam's first step would magnify rounding in near-zero entries)
+        torch.testing.assert_close(value, grads[1][name], rtol=1e-5, atol=1e-6 * scale, msg=name)
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)  # on-policy: ~ -mean(advantage) = 0
+
+
+def test_bnpo_and_kl_keep_every_row(toy_world, toy_sft_model, tmp_path):
+    assert not _trainer(toy_world, copy.deepcopy(toy_sft_model), tmp_path / "b", loss="bnpo")._skips_zero_advantage()
+    assert not _trainer(toy_world, copy.deepcopy(toy_sft_model), tmp_path / "k", kl_coef=0.1)._skips_zero_advantage()
+    assert _trainer(toy_world, copy.deepcopy(toy_sft_model), tmp_path / "d", loss="dapo")._skips_zero_advantage()
