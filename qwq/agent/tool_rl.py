@@ -7,8 +7,9 @@ logprob (the old policy's, for the importance ratio), tokens the environment wro
 markup around them) carry mask 0 and no logprob. The task's reward reads the last model turn; rewards become
 group-relative advantages (`qwq.rl.losses.group_advantages`) and the clipped surrogate (`policy_loss`) is taken
 over the masked tokens only, so the policy is never pushed towards or away from what a tool printed. The training
-forward runs the prompt prefix the episodes share once (qwq.agent.shared_prefix) and normalises over the tokenizer's
-ids as the engine does when it samples, so recomputed logprobs equal the engine's.
+forward is GRPO's (qwq.rl.shared_prefix): each problem's prompt runs once, the episodes ride on its keys and values
+as completion rows packed by length (tool output inside them, mask 0), and it normalises over the tokenizer's ids
+as the engine does when it samples, so recomputed logprobs equal the engine's.
 
     engine = make_engine(model, tokenizer, config, template, batch, max_tokens)     # qwq.rl.modeling
     groups = sample_groups(engine, tokenizer, template, task, examples, 8, EpisodeLimits(), seed=0)
@@ -27,10 +28,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from qwq.agent.episode import Episode, Generation, episode_steps, run_episodes
-from qwq.agent.shared_prefix import shared_prefix_logprobs
 from qwq.rl.data import Example
 from qwq.rl.losses import LOSS_TYPES, Normalizer, group_advantages, policy_loss
-from qwq.rl.modeling import pad_batch
+from qwq.rl.shared_prefix import GroupedBatch, PromptState, grouped_batch, grouped_logprobs
 from qwq.utils.errors import UsageError
 
 
@@ -110,18 +110,19 @@ def sample_groups(engine: Any, tokenizer: Any, template: Any, task: Any, example
 
 @dataclass
 class ToolBatch:
-    ids: torch.Tensor  # [B, T] prompt + episode tokens, right-padded
-    mask: torch.Tensor  # [B, T] 1 on tokens the policy sampled
-    old_logprobs: torch.Tensor  # [B, T-1] old-policy logprob of ids[:, 1:] (NaN where none was recorded)
-    advantages: torch.Tensor  # [B]
+    rollouts: GroupedBatch  # each problem's prompt once; the episodes (model + environment tokens) as completion rows
+    old_logprobs: torch.Tensor  # [B, C] old-policy logprob of each completion token (NaN where none was recorded)
     max_completion: int
 
 
 def build_batch(groups: Sequence[EpisodeGroup], pad_id: int, scale_rewards: bool = True,
                 keep_flat_groups: bool = False) -> ToolBatch | None:
-    """Sequences, masks, old logprobs and advantages for `policy_update`. Groups whose rewards are all equal have
-    zero advantages; they are left out unless `keep_flat_groups` (they would only dilute the token normaliser)."""
-    sequences, masks, olds, advantages = [], [], [], []
+    """Prompts, episodes, masks, old logprobs and advantages for `policy_update`. An episode is one completion row:
+    its environment tokens stay in the row (the model reads them) with mask 0 (no loss). Groups whose rewards are
+    all equal have zero advantages; they are left out unless `keep_flat_groups` (they would only dilute the token
+    normaliser)."""
+    prompt_index: dict[tuple, int] = {}
+    prompts, group_of_row, completions, masks, olds, advantages = [], [], [], [], [], []
     max_completion = 1
     for group in groups:
         if not group.has_signal() and not keep_flat_groups:
@@ -130,18 +131,23 @@ def build_batch(groups: Sequence[EpisodeGroup], pad_id: int, scale_rewards: bool
         for ep, a in zip(group.episodes, adv.tolist()):
             if not ep.completion_ids:
                 continue
-            sequences.append(ep.prompt_ids + ep.completion_ids)
-            masks.append([0] * len(ep.prompt_ids) + list(ep.loss_mask))
-            olds.append([math.nan] * len(ep.prompt_ids) + [math.nan if lp is None else lp for lp in ep.logprobs])
+            key = tuple(ep.prompt_ids)
+            if key not in prompt_index:
+                prompt_index[key] = len(prompts)
+                prompts.append(list(ep.prompt_ids))
+            group_of_row.append(prompt_index[key])
+            completions.append(list(ep.completion_ids))
+            masks.append(list(ep.loss_mask))
+            olds.append([math.nan if lp is None else lp for lp in ep.logprobs])
             advantages.append(a)
             max_completion = max(max_completion, len(ep.completion_ids))
-    if not sequences or not any(any(m) for m in masks):
+    if not completions or not any(any(m) for m in masks):
         return None
-    ids, mask = pad_batch(sequences, masks, pad_id)
-    old = torch.full(ids.shape, math.nan, dtype=torch.float32)
+    rollouts = grouped_batch(prompts, group_of_row, completions, masks, advantages, pad_id)
+    old = torch.full(rollouts.completions.shape, math.nan, dtype=torch.float32)
     for row, values in enumerate(olds):
         old[row, :len(values)] = torch.tensor(values, dtype=torch.float32)
-    return ToolBatch(ids, mask, old[:, 1:], torch.tensor(advantages, dtype=torch.float32), max_completion)
+    return ToolBatch(rollouts, old, max_completion)
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class UpdateSettings:
     clip_high: float = 0.28
     grad_clip: float = 1.0
     micro_batch: int = 32
-    vocab_limit: int | None = None  # the tokenizer's size: normalise as the engine samples (see shared_prefix)
+    vocab_limit: int | None = None  # the tokenizer's size: normalise as the engine samples (see the module doc)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_TYPES:
@@ -163,19 +169,21 @@ def policy_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
     """One optimizer step of the clipped surrogate over the sampled tokens. Old logprobs come from the rollout
     (the engine's raw-model logprobs); where none was recorded the current policy's (detached) stand in."""
     params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
-    size = batch.ids.shape[0]
-    chunks = [slice(i, min(size, i + settings.micro_batch)) for i in range(0, size, settings.micro_batch)]
-    tokens = int(batch.mask[:, 1:].sum())
+    rollouts = batch.rollouts
+    size = rollouts.rows
+    chunks = rollouts.micro_batches(settings.micro_batch)  # similar lengths together: little padding
+    tokens = int(rollouts.mask.sum())
     norm = Normalizer(settings.loss, size, tokens, batch.max_completion, micro_batches=len(chunks))
     model.train()
     optimizer.zero_grad(set_to_none=True)
     loss_total = entropy_sum = low = high = ratio = 0.0
+    prompts = PromptState(model, rollouts)  # once per update; each chunk's backward stops at it
     for rows in chunks:
-        logp, mask, entropy = shared_prefix_logprobs(model, batch.ids[rows], batch.mask[rows], with_entropy=True,
-                                                     vocab_limit=settings.vocab_limit)
-        old = batch.old_logprobs[rows]
+        logp, mask, entropy = grouped_logprobs(model, rollouts, rows, prompts, with_entropy=True,
+                                               vocab_limit=settings.vocab_limit)
+        old = batch.old_logprobs[rows, :logp.shape[1]]
         old = torch.where(torch.isnan(old), logp.detach(), old)
-        loss, stats = policy_loss(logp, old, batch.advantages[rows], mask, norm, settings.clip_low,
+        loss, stats = policy_loss(logp, old, rollouts.advantages[rows], mask, norm, settings.clip_low,
                                   settings.clip_high)
         loss.backward()
         weight = float(mask.sum()) / max(1, tokens)
@@ -184,6 +192,7 @@ def policy_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batc
         low += stats.clip_low_fraction * weight
         high += stats.clip_high_fraction * weight
         ratio += stats.ratio_mean * weight
+    prompts.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip) if settings.grad_clip else \
         torch.tensor(0.0)
     optimizer.step()

@@ -1,5 +1,4 @@
 import json
-import math
 from types import SimpleNamespace
 
 import pytest
@@ -7,13 +6,13 @@ import torch
 
 from qwq.agent.calculator import calculator_tool
 from qwq.agent.episode import (episode_steps, run_episode, run_episodes, scripted_generate, tool_turn_text)
-from qwq.agent.shared_prefix import shared_prefix_logprobs
 from qwq.agent.tool_rl import (EngineTurns, EpisodeGroup, EpisodeLimits, Sampling, UpdateSettings, build_batch,
                                play, policy_update, sample_groups)
 from qwq.agent.tool_task import ToolArithmeticTask
 from qwq.rl.data import think_completion
-from qwq.rl.modeling import continuation_logprobs, new_model, pad_batch, tiny_config, train_tiny_tokenizer
+from qwq.rl.modeling import new_model, pad_batch, tiny_config, train_tiny_tokenizer
 from qwq.rl.sft import make_optimizer
+from qwq.rl.shared_prefix import PromptState, grouped_logprobs
 from qwq.tokenizer.chat import ChatTemplate
 
 torch.set_num_threads(1)
@@ -89,17 +88,19 @@ def test_rollout_masks_environment_tokens_and_keeps_sampled_logprobs(tok, templa
     got = [lp for lp, m in zip(ep.logprobs, ep.loss_mask) if m]
     assert got[:turn1] == pytest.approx([-0.01 * (k + 1) for k in range(turn1)])
     assert all(lp is None for lp, m in zip(ep.logprobs, ep.loss_mask) if not m)
-    # the training batch: mask over prompt + episode, old logprobs shifted onto the predicted tokens
+    # the training batch: the prompt once, the episode as a completion row with its mask and its old logprobs
     batch = build_batch(groups, tok.pad_token_id)
-    row = batch.ids[0].tolist()[:len(ep.prompt_ids) + len(ep.completion_ids)]
-    assert row == ep.prompt_ids + ep.completion_ids
-    assert batch.mask[0, :len(ep.prompt_ids)].sum() == 0
-    assert batch.mask[0, len(ep.prompt_ids):len(row)].tolist() == ep.loss_mask
-    shifted_mask = batch.mask[0, 1:]
-    old = batch.old_logprobs[0][shifted_mask > 0].tolist()
-    assert old == pytest.approx([lp for lp, m in zip(ep.logprobs, ep.loss_mask) if m])
-    assert torch.isnan(batch.old_logprobs[0][shifted_mask == 0][:len(row) - 1]).all()
-    assert batch.advantages.tolist() == pytest.approx([0.7070, -0.7070], abs=1e-3)
+    rollouts = batch.rollouts
+    assert rollouts.prompts.shape[0] == 1 and rollouts.group.tolist() == [0, 0]
+    assert rollouts.prompts[0, :int(rollouts.prompt_lengths[0])].tolist() == ep.prompt_ids
+    width = len(ep.completion_ids)
+    assert rollouts.completions[0, :width].tolist() == ep.completion_ids
+    assert rollouts.mask[0, :width].tolist() == ep.loss_mask and not rollouts.mask[0, width:].any()
+    sampled_mask = rollouts.mask[0] > 0
+    assert batch.old_logprobs[0][sampled_mask].tolist() == pytest.approx(
+        [lp for lp, m in zip(ep.logprobs, ep.loss_mask) if m])
+    assert torch.isnan(batch.old_logprobs[0][~sampled_mask]).all()
+    assert rollouts.advantages.tolist() == pytest.approx([0.7070, -0.7070], abs=1e-3)
 
 
 def test_malformed_tool_call_gets_an_error_response_and_the_episode_continues(tok, template):
@@ -149,26 +150,39 @@ def test_batched_episodes_equal_sequential_ones(tok, template):
             assert (b.completion_ids, b.loss_mask, b.stop_reason) == (s.completion_ids, s.loss_mask, s.stop_reason)
 
 
-def test_shared_prefix_forward_equals_the_full_forward(model):
-    net, config = model
-    gen = torch.Generator().manual_seed(0)
-    system = torch.randint(0, 300, (40,), generator=gen).tolist()
-    other = torch.randint(0, 300, (20,), generator=gen).tolist()
-    seqs = [system + torch.randint(0, 300, (n,), generator=gen).tolist() for n in (10, 25, 17)]
-    seqs.append(other + torch.randint(0, 300, (12,), generator=gen).tolist())  # a second prefix group
-    masks = [[0] * 45 + [1] * (len(s) - 45) for s in seqs[:3]] + [[0] * 22 + [1] * 10]
-    ids, mask = pad_batch(seqs, masks, 0)
-    full, m1, _ = continuation_logprobs(net, ids, mask)
-    (-(full * m1).sum()).backward()
-    reference = {n: p.grad.clone() for n, p in net.named_parameters()}
-    net.zero_grad()
-    shared, m2, _ = shared_prefix_logprobs(net, ids, mask)
-    (-(shared * m2).sum()).backward()
-    assert torch.equal(m1, m2)
-    torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-5)
-    for name, p in net.named_parameters():
-        torch.testing.assert_close(p.grad, reference[name], atol=1e-5, rtol=1e-4, msg=name)
-    net.zero_grad()
+def test_episode_rows_with_tool_output_score_like_the_full_forward(tok, template, model):
+    """The grouped forward over episode rows (tool output inside, mask 0) gives the policy's logprobs of exactly the
+    sampled tokens a full forward of prompt + episode gives, and its gradients."""
+    import copy
+
+    net, _ = model
+    task = ToolArithmeticTask(tool="calculator")
+    examples = task.examples("train", 2, 0)
+    scripts = []
+    for ex in examples:
+        a, b = ex.meta["a"], ex.meta["b"]
+        scripts += [[think_completion("Use the tool.", call(f"{a} * {b}")), think_completion("ok", f"\\boxed{{{a * b}}}")],
+                    [think_completion("guess", "\\boxed{1}")]]
+    groups = sample_groups(ScriptedEngine(tok, scripts), tok, template, task, examples, 2, EpisodeLimits(3, 64, 256))
+    batch = build_batch(groups, tok.pad_token_id)
+    episodes = [ep for g in groups for ep in g.episodes]
+    assert batch.rollouts.prompts.shape[0] == 2 and all(0 in ep.loss_mask for ep in episodes[::2])
+    plain, grouped = copy.deepcopy(net), copy.deepcopy(net)
+    ids, mask = pad_batch([ep.prompt_ids + ep.completion_ids for ep in episodes],
+                          [[0] * len(ep.prompt_ids) + ep.loss_mask for ep in episodes], tok.pad_token_id)
+    logits = plain(ids[:, :-1])[..., :len(tok)].float()
+    want = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)[mask[:, 1:] > 0]
+    (want * 0.01).sum().backward()
+    state = PromptState(grouped, batch.rollouts)
+    got = []
+    for rows in [torch.tensor([r]) for r in range(batch.rollouts.rows)]:
+        logp, m, _ = grouped_logprobs(grouped, batch.rollouts, rows, state, vocab_limit=len(tok))
+        (logp * m * 0.01).sum().backward()
+        got.append(logp[m > 0])
+    state.backward()
+    torch.testing.assert_close(torch.cat(got), want.detach(), atol=1e-5, rtol=1e-5)
+    for (name, a), b in zip(plain.named_parameters(), grouped.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def _real_groups(tok, template, net, config):
@@ -184,12 +198,14 @@ def test_old_logprobs_are_the_policy_logprobs_of_the_sampled_tokens(tok, templat
     net, config = model
     groups = _real_groups(tok, template, net, config)
     batch = build_batch(groups, tok.pad_token_id, keep_flat_groups=True)
+    rows = torch.arange(batch.rollouts.rows)
     with torch.no_grad():
-        logp, shifted, _ = shared_prefix_logprobs(net, batch.ids, batch.mask, vocab_limit=len(tok))
-    sampled = shifted > 0
+        logp, mask, _ = grouped_logprobs(net, batch.rollouts, rows, vocab_limit=len(tok))
+    sampled = mask > 0
     assert int(sampled.sum()) == sum(ep.n_generated for g in groups for ep in g.episodes) > 0
-    assert not torch.isnan(batch.old_logprobs[sampled]).any()
-    torch.testing.assert_close(batch.old_logprobs[sampled], logp[sampled], atol=1e-5, rtol=1e-5)
+    old = batch.old_logprobs[:, :logp.shape[1]]
+    assert not torch.isnan(old[sampled]).any()
+    torch.testing.assert_close(old[sampled], logp[sampled], atol=1e-5, rtol=1e-5)
 
 
 def test_update_changes_weights_only_through_sampled_tokens(tok, template, model):
@@ -200,22 +216,27 @@ def test_update_changes_weights_only_through_sampled_tokens(tok, template, model
     groups = _real_groups(tok, template, net, config)
     # zero advantages everywhere: the surrogate has no gradient, so the step leaves every weight as it was
     batch = build_batch(groups, tok.pad_token_id, keep_flat_groups=True)
-    assert batch.advantages.abs().sum() == 0
+    assert batch.rollouts.advantages.abs().sum() == 0
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     optimizer = make_optimizer(list(net.parameters()), 1e-2, 0.0)
     stats = policy_update(net, optimizer, batch, UpdateSettings(loss="dapo"))
     assert stats["loss"] == 0.0 and stats["grad_norm"] == 0.0
     assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())
     # with advantages, the gradient is the policy gradient over the sampled tokens alone (ratio 1 at the old policy)
-    batch.advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    batch.rollouts.advantages = advantages
     net.zero_grad()
-    # reference: a plain full forward, normalised over the tokenizer's ids as the engine samples
-    logits = net(batch.ids[:, :-1])[..., :len(tok)].float()
-    logp = torch.log_softmax(logits, -1).gather(-1, batch.ids[:, 1:, None]).squeeze(-1)
-    shifted = batch.mask[:, 1:]
+    # reference: a plain full forward of every prompt + episode, normalised over the tokenizer's ids as the engine
+    # samples; the environment's tokens are in the sequences but carry no loss
+    episodes = [ep for g in groups for ep in g.episodes]
+    ids, full_mask = pad_batch([ep.prompt_ids + ep.completion_ids for ep in episodes],
+                               [[0] * len(ep.prompt_ids) + ep.loss_mask for ep in episodes], tok.pad_token_id)
+    logits = net(ids[:, :-1])[..., :len(tok)].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    shifted = full_mask[:, 1:]
     tokens = shifted.sum()
-    expected_loss = -(batch.advantages[:, None] * shifted).sum() / tokens
-    (-(logp * shifted * batch.advantages[:, None]).sum() / tokens).backward()
+    expected_loss = -(advantages[:, None] * shifted).sum() / tokens
+    (-(logp * shifted * advantages[:, None]).sum() / tokens).backward()
     expected = {n: p.grad.clone() for n, p in net.named_parameters()}
     captured = {}
     optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
@@ -238,7 +259,7 @@ def test_groups_without_signal_are_left_out():
     flat = EpisodeGroup(None, [ep, ep], [1.0, 1.0])
     assert build_batch([flat], 0) is None
     batch = build_batch([flat], 0, keep_flat_groups=True)
-    assert batch.advantages.tolist() == [0.0, 0.0] and not math.isnan(batch.old_logprobs[0, 1])
+    assert batch.rollouts.advantages.tolist() == [0.0, 0.0] and batch.old_logprobs[0, 0] == -0.5
 
 
 def test_train_tool_end_to_end_smoke(tmp_path):

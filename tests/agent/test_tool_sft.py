@@ -82,3 +82,48 @@ def test_answer_mask_drops_the_thinking_of_every_turn():
     ids = [1, 2, 8, 3, 4, 9, 5, 6, 8, 3, 9, 7]
     mask = [0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1]
     assert answer_mask(ids, mask, 8, 9) == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+
+
+def test_prefix_grouped_batch_scores_the_loss_tokens_like_a_full_forward(setup):
+    """Two prefix groups, a lone row, and a row whose loss starts inside the others' common prefix: the grouped
+    forward (each group's prefix once) gives the full forward's logprobs of every loss token, and its gradients."""
+    import copy
+
+    from qwq.agent.tool_sft import prefix_grouped_batch
+    from qwq.rl.modeling import continuation_logprobs, pad_batch
+    from qwq.rl.shared_prefix import PromptState, grouped_logprobs
+
+    tok, config, _ = setup
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(n):
+        return torch.randint(1, len(tok), (n,), generator=gen).tolist()
+
+    system, other = rand(30), rand(20)
+    items = [SFTItem(system + rand(n), [0] * 34 + [1] * (n - 4)) for n in (10, 25, 17)]
+    items.append(SFTItem(system + rand(8), [0] * 12 + [1] * 26))  # loss from token 12, inside the shared 30
+    items += [SFTItem(other + rand(12), [0] * 22 + [1] * 10), SFTItem(rand(9), [0] * 3 + [1] * 6)]
+    batch = prefix_grouped_batch(items, tok.pad_token_id)
+    assert batch.prompts.shape[0] == 3 and batch.rows == len(items)
+    assert int(batch.prompt_lengths[0]) == 12  # the prefix stops at the first loss token
+    assert int(batch.mask.sum()) == sum(sum(it.mask) for it in items)
+    model = new_model(config, 0)
+    plain, grouped = copy.deepcopy(model), copy.deepcopy(model)
+    ids, mask = pad_batch([it.ids for it in items], [it.mask for it in items], tok.pad_token_id)
+    want, shifted, _ = continuation_logprobs(plain, ids, mask)
+    (want * shifted).sum().backward()
+    state = PromptState(grouped, batch)
+    got = {}
+    for rows in batch.micro_batches(2):
+        logp, m, _ = grouped_logprobs(grouped, batch, rows, state)
+        (logp * m).sum().backward()
+        for i, row in enumerate(rows.tolist()):
+            got[row] = logp[i][m[i] > 0]
+    state.backward()
+    # rows come out in group order: items 0-3, 4, 5
+    for row in range(len(items)):
+        torch.testing.assert_close(got[row], want[row][shifted[row] > 0].detach(), atol=1e-5, rtol=1e-5)
+    for (name, a), b in zip(plain.named_parameters(), grouped.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="item 0"):
+        prefix_grouped_batch([SFTItem([1], [1])], tok.pad_token_id)
