@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from qwq.model.kv import attention
 from qwq.rl.modeling import head_logprobs
 
 
@@ -142,11 +142,11 @@ class _PromptKV:
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if self.state is None:
             self.prompt[layer] = (k, v)
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.shape[1] != k.shape[1])
+            return attention(q, k, v, is_causal=True, enable_gqa=q.shape[1] != k.shape[1])
         pk, pv = self.state.kv[layer]
         keys = torch.cat([pk.index_select(0, self.rows), k], dim=2)
         values = torch.cat([pv.index_select(0, self.rows), v], dim=2)
-        return F.scaled_dot_product_attention(q, keys, values, attn_mask=self.mask,
+        return attention(q, keys, values, attn_mask=self.mask,
                                               enable_gqa=q.shape[1] != keys.shape[1])
 
     def advance(self, num_tokens: int) -> None:  # the contract's commit step: no capacity kept, nothing to do
