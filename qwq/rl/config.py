@@ -65,8 +65,10 @@ class LoraSection:
 class SFTConfig:
     tasks: dict = field(default_factory=lambda: {"algebra": 1500, "code": 900, "instruct": 800})
     task_options: dict = field(default_factory=dict)  # task name -> constructor options (e.g. {gsm8k = {path}})
-    # how often the synthetic teacher takes its characteristic wrong turn: one rate, or a table task -> rate
-    slip_rate: float | dict = 0.5
+    # how often the synthetic teacher takes its characteristic wrong turn: one rate, or a table task -> rate.
+    # Above 0.5 so the cold start's greedy answer is the slip, by a margin: at 0.5 each family's greedy answer is a
+    # coin flip that any small weight change (shuffled-reward noise included) tips either way.
+    slip_rate: float | dict = 0.7
     data: str = ""  # optional JSONL of {"messages": [...]} or {"prompt", "completion"} instead of teacher traces
     epochs: float = 3.0
     batch_size: int = 32

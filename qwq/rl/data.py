@@ -7,9 +7,10 @@ file of benchmark problems (GSM8K, MATH-500: held-out only; they are for evaluat
 
 Procedural tasks also write synthetic step-by-step traces in QwQ's format for the cold start: `teacher(example,
 rng, slip_rate)` is a deliberately imperfect teacher that takes a plausible wrong turn (an operator-precedence
-slip, an off-by-one bound, a forgotten constraint) with probability `slip_rate`. The cold-start model inherits
-that mix of right and wrong procedures, and RL has to find the right ones from the reward alone -- the setting of
-QwQ/R1, where RL improves on a cold start distilled from weaker traces.
+slip, an off-by-one bound, a forgotten constraint) with probability `slip_rate` (0.7 in the tiny recipe: the
+slip is the cold start's greedy answer by a clear margin). The cold-start model inherits that mix of right and
+wrong procedures, and RL has to find the right ones from the reward alone -- the setting of QwQ/R1, where RL
+improves on a cold start distilled from weaker traces.
 """
 
 from __future__ import annotations

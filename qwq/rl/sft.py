@@ -41,7 +41,7 @@ def teacher_pairs(cfg: SFTConfig, seed: int) -> list[tuple[list[dict], str, Exam
     for name, count in cfg.tasks.items():
         task = build_task(name, cfg.task_options.get(name))
         rng = random.Random(f"{seed}/sft-teacher/{name}")
-        rate = cfg.slip_rate.get(name, 0.5) if isinstance(cfg.slip_rate, dict) else cfg.slip_rate
+        rate = cfg.slip_rate.get(name, SFTConfig.slip_rate) if isinstance(cfg.slip_rate, dict) else cfg.slip_rate
         for example in task.examples("train", int(count), seed, unique=False):  # repeats get fresh traces
             pairs.append((task.messages(example), task.teacher(example, rng, float(rate)), example))
     random.Random(f"{seed}/sft-mix").shuffle(pairs)
