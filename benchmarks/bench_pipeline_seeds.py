@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def run_seed(seed: int, out: Path, threads: int, overrides: list[str], reuse: bo
         summary = json.loads(summary_file.read_text())
         summary["process_wall_seconds"] = summary["seconds"]  # the pipeline's own time (no interpreter start-up)
         return summary
+    shutil.rmtree(out, ignore_errors=True)  # a run left half-done by an interrupted benchmark would refuse to start
     cmd = [sys.executable, "-m", "qwq", "pipeline", "--seed", str(seed), "--threads", str(threads), "--out", str(out),
            "--no-progress"]
     for item in overrides:
