@@ -75,6 +75,9 @@ def _fusable(modules: list[nn.Module]) -> bool:
 def _concatenate(modules: list[nn.Module]) -> nn.Module:
     from qwq.engine.quant_w8a8 import W8A8Linear
 
+    for m in modules:  # concatenation works on the stored layout (not the qwq kernels' packed one)
+        if hasattr(m, "to_stored_layout"):
+            m.to_stored_layout()
     first = modules[0]
     out_features = sum(m.out_features for m in modules)
     bias = first.bias is not None

@@ -9,12 +9,15 @@ Formats (what a quantized checkpoint stores for a Linear named `<m>`; the spec l
         q[64b + 32 + j, k] << 4. Otherwise ("plain") byte (n, i) = q[n, 2i] | q[n, 2i + 1] << 4.
   `<m>.bias` (if any) stays in floating point.
 
-Storing the kernels' own layouts makes loading a quantized checkpoint on CPU a memory map with no conversion.
-On CPU the modules call `aten._weight_int8pack_mm` / `aten._weight_int4pack_mm_for_cpu`. Those are fast only with
-bf16 activations (DESIGN §6), so each module casts its input to its compute dtype (the dtype of its scales, bf16 by
-default) and the result back: the residual stream may stay fp32. Very large int8 weights (an LM head) use
-`int8_two_term_mm` instead, int8 x int8 products that scale far better with the batch. Other devices dequantize per
-call (correct, slow).
+Loading a quantized checkpoint on CPU is a memory map with no conversion. On CPU the modules run qwq's own kernels
+(qwq.engine.kernels: int8 activations per group of 32 x int8/int4 weights with AVX-512 VNNI; each weight byte read
+once per call whatever the number of rows; a row's result independent of the batch). On first use a module re-packs
+its buffers in place into the kernels' layout (same bytes, other order); state_dict() and dequantize() still give
+the format above, so saving round-trips exactly. Without those kernels (QWQ_KERNELS=0, no AVX-512 VNNI, build
+failure) they call `aten._weight_int8pack_mm` / `aten._weight_int4pack_mm_for_cpu`, fast only with bf16 activations
+(DESIGN §6): each module casts its input to its compute dtype (the dtype of its scales, bf16 by default) and the
+result back, and very large int8 weights (an LM head) use `int8_two_term_mm`. Modules with fp32 scales always take
+the PyTorch path (fp32 activations: the exact one). Other devices dequantize per call (correct, slow).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qwq.engine.kernels import kernel_ops
+from qwq.engine.quant_codes import int4_codes_affine, int4_codes_search, quantize_int8  # noqa: F401 (re-exported)
+from qwq.engine.kernels import layout as kernel_layout
 from qwq.utils.errors import CheckpointError, UsageError
 
 METHODS = ("int8", "int4", "w8a8")  # w8a8: int8 weights and per-token int8 activations (quant_w8a8)
@@ -45,6 +51,10 @@ DENSE_FROM_ROWS = 256
 # Measured on the 0.5B LM head, one thread: 1 row 18.9 vs 19.8 ms, 16 rows 42 vs 101 ms; on small layers (1-10M)
 # the extra elementwise ops make one row ~0.1 ms slower per call, which a single stream would pay 56 times a step.
 TWO_TERM_FROM_WEIGHTS = 1 << 24
+# Activation terms in qwq's kernels (see wo_gemm.cpp): 2 (int8 codes + the residual, finer than bf16) for int8
+# weights; one int8 term (llama.cpp's Q8 activations) costs the int8 mix 1 point of top-1 agreement (0.982 < 0.99).
+INT8_ACTIVATION_TERMS = 2
+INT4_ACTIVATION_TERMS = 2
 
 
 # ---- spec ---------------------------------------------------------------------------------------------------------
@@ -100,68 +110,7 @@ class QuantSpec:
             raise CheckpointError(f"{source}: invalid quantization spec ({exc})") from None
 
 
-# ---- quantizers (float weight -> stored tensors) -------------------------------------------------------------------
-def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-output-channel int8: (qweight int8 [N, K], scales fp32 [N])."""
-    w = weight.float()
-    scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
-    q = torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q, scales
-
-
-def int4_codes_affine(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Min/max affine int4 per group of `group_size` inputs: (codes uint8 [N, K] 0..15, scales, zeros fp32 [N, K/G]).
-
-    w ~ (q - 8) * scale + zero, with zero = min + 8 * scale: the group's min and max are representable exactly.
-    """
-    n, k = weight.shape
-    if k % group_size:
-        raise UsageError(f"int4 group size {group_size} does not divide the input width {k}")
-    w = weight.float().reshape(n, k // group_size, group_size)
-    lo, hi = w.amin(dim=-1), w.amax(dim=-1)
-    scales = ((hi - lo) / 15.0).clamp_(min=1e-12)
-    codes = (w - lo[..., None]).div_(scales[..., None]).round_().clamp_(0, 15).to(torch.uint8)
-    return codes.reshape(n, k), scales, lo.add_(scales, alpha=8.0)
-
-
-def int4_codes_search(weight: torch.Tensor, group_size: int, steps: int = 16
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Int4 per group with the scale searched for the least squared error (same output as int4_codes_affine).
-
-    For each candidate inverse scale (a grid around 15 / (max - min), llama.cpp's make_qkx idea) the codes are
-    rounded, then (scale, zero) are refitted by least squares to those codes; each group keeps its best candidate.
-    Typically 30-40% less error than min/max, which matters when re-quantizing 5/6/8-bit GGUF blocks to 4 bits.
-    """
-    n, k = weight.shape
-    if k % group_size:
-        raise UsageError(f"int4 group size {group_size} does not divide the input width {k}")
-    w = weight.float().reshape(n, k // group_size, group_size)
-    codes, scales, zeros = int4_codes_affine(weight, group_size)
-    best_codes = codes.view_as(w).float()
-    best_err = ((best_codes - 8) * scales[..., None] + zeros[..., None] - w).square_().sum(-1)
-    lo, hi = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
-    span = (hi - lo).clamp_(min=1e-12)
-    count = float(group_size)
-    for step in range(steps):
-        levels = 15.0 - 1.0 + 2.0 * step / max(steps - 1, 1)  # 14 .. 16 levels across the span
-        q = ((w - lo) * (levels / span)).round_().clamp_(0, 15)
-        sum_q, sum_qq = q.sum(-1), q.square().sum(-1)
-        sum_x, sum_qx = w.sum(-1), (q * w).sum(-1)
-        det = count * sum_qq - sum_q * sum_q
-        ok = det > 1e-12
-        det = torch.where(ok, det, torch.ones_like(det))
-        a = (count * sum_qx - sum_q * sum_x) / det  # least-squares fit w ~ a * q + b
-        b = (sum_qq * sum_x - sum_q * sum_qx) / det
-        err = (a[..., None] * q + b[..., None] - w).square_().sum(-1)
-        better = ok & (err < best_err) & (a > 0)
-        if better.any():
-            best_err = torch.where(better, err, best_err)
-            best_codes = torch.where(better[..., None], q, best_codes)
-            scales = torch.where(better, a, scales)
-            zeros = torch.where(better, b + 8.0 * a, zeros)
-    return best_codes.to(torch.uint8).reshape(n, k), scales, zeros
-
-
+# ---- quantizers (float weight -> stored tensors; codes in quant_codes, re-exported here) --------------------------
 def int4_is_blocked(out_features: int) -> bool:
     return out_features % INT4_BLOCK_N == 0
 
@@ -233,6 +182,33 @@ def int8_two_term_mm(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tenso
 class _QuantLinear(nn.Module):
     in_features: int
     out_features: int
+    _packed = False  # True once the buffers hold the qwq kernels' layout (packed in place on first use)
+
+    def _kernel(self):
+        """The qwq kernel ops with this module's buffers packed for them, or None (use PyTorch's kernels)."""
+        ops = kernel_ops() if self._kernel_eligible() else None
+        if ops is None:
+            self.to_stored_layout()
+        elif not self._packed:
+            self._pack()
+            self._packed = True
+        return ops
+
+    def to_stored_layout(self) -> None:
+        """Put the buffers back in the stored format (fusing or loading into a module needs it)."""
+        if self._packed:
+            for name, tensor in self._stored_buffers().items():
+                setattr(self, name, tensor)
+            self._packed = False
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._packed:
+            destination.update({prefix + name: t for name, t in self._stored_buffers().items()})
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        self.to_stored_layout()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -270,13 +246,26 @@ class Int8Linear(_QuantLinear):
             module.bias = nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
         return module
 
+    def _kernel_eligible(self) -> bool:
+        return self.scales.dtype == torch.bfloat16 and self.in_features % 32 == 0 and self.qweight.device.type == "cpu"
+
+    def _pack(self) -> None:
+        self.qweight, self._kernel_scales = kernel_layout.pack_int8(self.qweight, self.scales)
+
+    def _stored_buffers(self) -> dict:
+        return {"qweight": kernel_layout.unpack_int8(self.qweight, self.out_features)}
+
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
+        qweight = self._stored_buffers()["qweight"] if self._packed else self.qweight
+        return qweight.to(dtype) * self.scales.to(dtype)[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu":
             flat = x.reshape(-1, self.in_features)
-            if flat.shape[0] >= DENSE_FROM_ROWS:
+            ops = self._kernel()
+            if ops is not None:
+                y = ops.int8_gemm(flat, self.qweight, self._kernel_scales, self.out_features, INT8_ACTIVATION_TERMS)
+            elif flat.shape[0] >= DENSE_FROM_ROWS:
                 flat = flat.to(self.scales.dtype)
                 y = F.linear(flat, self.dequantize(flat.dtype))
             elif self.scales.dtype == torch.bfloat16 and self.qweight.numel() >= TWO_TERM_FROM_WEIGHTS:
@@ -314,11 +303,26 @@ class Int4Linear(_QuantLinear):
             module.bias = nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
         return module
 
+    def _kernel_eligible(self) -> bool:
+        return self.scale_zeros.dtype == torch.bfloat16 and self.qweight.device.type == "cpu"
+
+    def _pack(self) -> None:
+        self.qweight, self.scale_zeros = kernel_layout.pack_int4(unpack_int4(self.qweight), self.scale_zeros)
+
+    def _stored_buffers(self) -> dict:
+        codes, scale_zeros = kernel_layout.unpack_int4(self.qweight, self.scale_zeros, self.out_features)
+        return {"qweight": pack_int4(codes), "scale_zeros": scale_zeros}
+
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return dequantize_int4(self.qweight, self.scale_zeros, dtype)
+        stored = self._stored_buffers() if self._packed else {"qweight": self.qweight, "scale_zeros": self.scale_zeros}
+        return dequantize_int4(stored["qweight"], stored["scale_zeros"], dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and int4_is_blocked(self.out_features):
+        ops = self._kernel() if x.device.type == "cpu" else None
+        if ops is not None:
+            y = ops.int4_gemm(x.reshape(-1, self.in_features), self.qweight, self.scale_zeros, self.out_features,
+                              self.group_size, INT4_ACTIVATION_TERMS).view(*x.shape[:-1], self.out_features).to(x.dtype)
+        elif x.device.type == "cpu" and int4_is_blocked(self.out_features):
             flat = x.reshape(-1, self.in_features).to(self.scale_zeros.dtype)
             if flat.shape[0] >= DENSE_FROM_ROWS:
                 y = F.linear(flat, self.dequantize(flat.dtype))

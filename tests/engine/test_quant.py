@@ -295,6 +295,7 @@ def test_int8_two_term_product_is_closer_than_bf16_activations_and_batch_invaria
 def test_large_int8_modules_use_the_two_term_product(monkeypatch):
     import qwq.engine.quant as quant
 
+    monkeypatch.setenv("QWQ_KERNELS", "0")  # the PyTorch fallback path (qwq's own kernels: test_kernels.py)
     torch.manual_seed(4)
     module = Int8Linear.from_linear(torch.nn.Linear(128, 64, bias=True))
     x = torch.randn(3, 128)
