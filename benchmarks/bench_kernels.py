@@ -9,6 +9,8 @@ the weight are cycled through to defeat the caches, as a real decode step does w
   int8x2     qwq's int8_two_term_mm (int8 x int8 torch._int_mm, two activation terms; the LM head uses it)
   w8a8       torch._int_mm with one int8 term per row (the `--quant w8a8` product)
   bf16       dense F.linear on a bf16 weight (oneDNN; twice the bytes of int8)
+  qwq int4 / qwq int8   qwq's own kernels (qwq.engine.kernels, what the engine runs when they build): int4 g32 /
+             int8 weights x two-term int8 activations, VNNI, each weight byte read once per call
 Each cell is ms per call; the last block gives per-format totals for one decode step (24 layers + LM head with the
 int4 mix's module choice), GB/s of weight bytes for 1 row and GFLOP/s for 16 rows. Weight-only kernels decode the
 weight again for every row, so their 16-row cost is a multiple of the 1-row cost; that multiple bounds what batching
@@ -43,7 +45,9 @@ def best_ms(fn, copies: int, seconds: float = 1.0) -> float:
 
 
 def formats(n: int, k: int, copies: int) -> dict:
-    from qwq.engine.quant import Int4Linear, Int8Linear, int8_two_term_mm
+    from qwq.engine.kernels import kernel_ops, layout
+    from qwq.engine.quant import (INT4_ACTIVATION_TERMS, INT8_ACTIVATION_TERMS, Int4Linear, Int8Linear,
+                                  int8_two_term_mm, unpack_int4)
 
     weight = torch.randn(n, k) * 0.02
     lin = torch.nn.Linear(k, n, bias=False)
@@ -54,12 +58,21 @@ def formats(n: int, k: int, copies: int) -> dict:
     int4 = [(q4.qweight.clone(), q4.scale_zeros.clone()) for _ in range(copies)]
     int8 = [(q8.qweight.clone(), q8.scales.clone()) for _ in range(copies)]
     bf16 = [weight.bfloat16() for _ in range(copies)]
+    ops = kernel_ops()
+    fns = {}
+    if ops is not None:
+        codes = unpack_int4(q4.qweight)
+        own4 = [layout.pack_int4(codes, q4.scale_zeros) for _ in range(copies)]
+        own8 = [layout.pack_int8(q8.qweight, q8.scales) for _ in range(copies)]
+        fns = {"qwq int4": lambda x, i: ops.int4_gemm(x, *own4[i], n, 32, INT4_ACTIVATION_TERMS),
+               "qwq int8": lambda x, i: ops.int8_gemm(x, *own8[i], n, INT8_ACTIVATION_TERMS)}
 
     def one_term(x, q, scales):
         s = x.abs().amax(1, keepdim=True).clamp_(min=1e-20) / 127.0
         return torch._int_mm(torch.round(x / s).to(torch.int8), q.t()) * s * scales
 
     return {
+        **fns,
         "int4 g32": lambda x, i: torch.ops.aten._weight_int4pack_mm_for_cpu(x.bfloat16(), int4[i][0], 32, int4[i][1]),
         "int8": lambda x, i: torch.ops.aten._weight_int8pack_mm(x.bfloat16(), *int8[i]),
         "int8x2": lambda x, i: int8_two_term_mm(x, *int8[i]),
@@ -77,22 +90,30 @@ def main() -> None:
     rows = [int(r) for r in args.rows.split(",")]
     table: dict = {}
     print(f"threads={args.threads}; ms per call, weights cycled from DRAM")
-    print(f"{'shape':8s} {'rows':>4s} " + " ".join(f"{f:>9s}" for f in ("int4 g32", "int8", "int8x2", "w8a8", "bf16")))
+    header = False
     for name, (n, k) in SHAPES.items():
         copies = max(1, -(-COLD_BYTES // (n * k)))
         fns = formats(n, k, copies)
         for m in rows:
             x = torch.randn(m, k)
             table[name, m] = {f: best_ms(lambda i: fn(x, i), copies) for f, fn in fns.items()}
+            if not header:
+                print(f"{'shape':8s} {'rows':>4s} " + " ".join(f"{f:>9s}" for f in table[name, m]))
+                header = True
             print(f"{name:8s} {m:4d} " + " ".join(f"{v:9.3f}" for v in table[name, m].values()), flush=True)
         del fns
-    print("\nper decode step of the int4 mix (int8 calls with int8 / int8x2 for the LM head, int4 calls with int4):")
-    for m in rows:
-        step = sum(CALLS[s][0] * table[s, m]["int8x2" if s == "lm_head" else "int8"]
-                   + CALLS[s][1] * table[s, m]["int4 g32"] for s in SHAPES)
-        flops = 2 * m * sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES)
-        print(f"  {m:2d} rows: {step:7.1f} ms of matmuls -> at most {1e3 * m / step:6.1f} tok/s;"
-              f" {flops / step / 1e6:6.1f} GFLOP/s")
+    print("\nper decode step of the int4 mix (PyTorch: int8 calls with int8 / int8x2 for the LM head, int4 calls with "
+          "int4; qwq: its own int8 and int4):")
+    kinds = [("PyTorch", "int8", "int8x2", "int4 g32")]
+    if "qwq int8" in table[next(iter(SHAPES)), rows[0]]:
+        kinds.append(("qwq", "qwq int8", "qwq int8", "qwq int4"))
+    for label, int8_fmt, head_fmt, int4_fmt in kinds:
+        for m in rows:
+            step = sum(CALLS[s][0] * table[s, m][head_fmt if s == "lm_head" else int8_fmt]
+                       + CALLS[s][1] * table[s, m][int4_fmt] for s in SHAPES)
+            flops = 2 * m * sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES)
+            print(f"  {label:7s} {m:2d} rows: {step:7.1f} ms of matmuls -> at most {1e3 * m / step:6.1f} tok/s;"
+                  f" {flops / step / 1e6:6.1f} GFLOP/s")
     for fmt, bytes_per_weight in (("w8a8", 1.0), ("bf16", 2.0)):
         for m in rows:
             step = sum((CALLS[s][0] + CALLS[s][1]) * table[s, m][fmt] for s in SHAPES)

@@ -29,11 +29,20 @@ def _pad_rows(t: torch.Tensor, rows: int, dim: int = 0, value: int = 0) -> torch
     return torch.cat((t, torch.full(shape, value, dtype=t.dtype)), dim=dim)
 
 
+def _blocks_of_quads(t: torch.Tensor) -> torch.Tensor:
+    """[NB, 16, Q, 4] bytes -> a new contiguous [NB, Q, 16, 4] (moved as 4-byte words: ~4x faster than bytes)."""
+    words = t.contiguous().view(torch.int32).squeeze(-1)  # [NB, 16, Q]
+    out = words.new_empty(words.shape[0], words.shape[2], words.shape[1])  # always a copy: callers modify it
+    out.copy_(words.transpose(1, 2))
+    return out.unsqueeze(-1).view(torch.uint8)
+
+
 def pack_int8(qweight: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n, k = qweight.shape
     rows = padded_rows(n)
-    biased = _pad_rows(qweight.contiguous().view(torch.uint8) ^ 0x80, rows, value=0x80)  # w + 128; pad w = 0
-    codes = biased.view(rows // BLOCK_N, BLOCK_N, k // 4, 4).transpose(1, 2).contiguous()
+    padded = _pad_rows(qweight.contiguous().view(torch.uint8), rows)
+    codes = _blocks_of_quads(padded.view(rows // BLOCK_N, BLOCK_N, k // 4, 4))
+    codes ^= 0x80  # w + 128 (two's complement); padding rows: w = 0
     return codes, _pad_rows(scales.float(), rows)
 
 
@@ -49,7 +58,7 @@ def pack_int4(codes: torch.Tensor, scale_zeros: torch.Tensor) -> tuple[torch.Ten
     n, k = codes.shape
     rows = padded_rows(n)
     halves = _pad_rows(codes, rows).view(rows // BLOCK_N, BLOCK_N, k // 8, 2, 4)
-    packed = (halves[:, :, :, 0] | (halves[:, :, :, 1] << 4)).transpose(1, 2).contiguous()
+    packed = _blocks_of_quads(halves[:, :, :, 0] | (halves[:, :, :, 1] << 4))
     groups = scale_zeros.shape[0]
     sz = _pad_rows(scale_zeros, rows, dim=1).view(groups, rows // BLOCK_N, BLOCK_N, 2)
     return packed, sz.permute(1, 0, 3, 2).contiguous()
