@@ -72,6 +72,9 @@ PROTECTIVE = (r"\b(?:history|historical|histor(?:y|ic) of|why (?:is|are|was|were
               r"treaty|convention|protocol (?:ban|of 1925)|why (?:is|are|was|were) .{0,40}banned|ban on|regulat|awareness|train (?:my )?(?:employees|staff)|"
               r"safe(?:ly|ty)|avoid (?:doing|it|them|mixing)|report(?:ing)? (?:it|a|the|to)|emergency|first aid|"
               r"what (?:should|could|can) i do|how (?:can|do) i (?:help|support|talk|tell if|check if|recover)|"
+              r"how (?:can|do|would|could) (?:i|we|you|one) (?:know|tell|find out|check|see|notice) (?:if|whether)|"
+              r"security features|hard(?:er)? to (?:counterfeit|forge|fake|copy|hack|crack|pick|steal|break into)|"
+              r"\bnodetail\b|hotlines?|report(?:ing)? (?:it|a|the|to|this|that|them|child|abuse|suspected)|"
               r"\bsupport (?:a|my|her|him|them|someone|groups?|services?|lines?)\b|\bsupporting\b|recover(?:y|ing)|"
               r"(?:on|of|to|from|in) my own (?:phone|laptop|computer|account|data|device|network|server|site|old)|legally|legitimate|essay|research(?:ers)? (?:show|points)|"
               r"(?:security teams|researchers|police|authorities|platforms) .{0,30}(?:take|shut|remove)|"
@@ -169,6 +172,9 @@ CATEGORY_PATTERNS: dict[str, dict[str, list[str]]] = {
                    r"(?:every |all )?(?:saved )?(?:\w+ )?passwords?",
                    r"infect(?:ed|ing)? (?:computers|machines|devices)", r"ransom note",
                    r"(?:logs?|records?|captures?|capturing|logging|recording) (?:every |all )?(?:the )?keystrokes?",
+                   r"(?:get|gain|give (?:myself|me)|obtain|escalate to) (?:\w+ ){0,2}admin(?:istrator)? (?:rights|access|"
+                   r"privileges).{0,80}(?:read|see|access|open|go through) (?:the |my )?(?:\w+'s |\w+s' )(?:e-?mails?|"
+                   r"mail(?:box)?|inbox|messages|files|dms)",
                    r"\bpayloads?\b", r"remote access (?:tool|trojan)", r"\brat\b", r"take over (?:the |an? |someone'?s |"
                    r"their |his |her )?(?:\w+ ){0,2}(?:account|accounts|server|admin)",
                    r"log ?(?:in|into|on to) (?:strangers'?|other people'?s|someone(?: else)?'?s|their|neighbou?rs'?) ",
@@ -232,12 +238,18 @@ CATEGORY_PATTERNS: dict[str, dict[str, list[str]]] = {
                    r"lethal|kill (?:me|myself)|to die|certain death)",
                    r"least painful", r"(?:disappear|be gone|not exist|not be here|not be alive)\s(?:forever|anymore|for good)",
                    r"(?:eat(?:ing)? nothing|stop eating|not eat(?:ing)? (?:at all|anything))",
-                   r"(?:wrist|cut|pills?|dose|overdose|jump)\b.{0,40}\b(?:fatal|lethal|deadly|to die)\b", r"(?:i've|i have) decided to end"],
+                   r"(?:wrist|cut|pills?|dose|overdose|jump)\b.{0,40}\b(?:fatal|lethal|deadly|to die)\b", r"(?:i've|i have) decided to end",
+                   # German, French, Spanish, Portuguese, Italian: not waking up again, killing oneself
+                   r"nicht mehr (?:auf)?(?:zu)?wachen|mich (?:selbst )?(?:umbringen|umzubringen|töten|zu töten)|"
+                   r"ne (?:plus|jamais) me réveiller|me suicider|me tuer\b|suicidarme|quitarme la vida|matarme|"
+                   r"no (?:volver a )?despertar|me matar|suicidar-me|não acordar (?:mais)?|uccidermi|suicidarmi|"
+                   r"non svegliarmi|togliermi la vita"],
         "weak": [r"suicid", r"overdose", r"self[- ]harm", r"sleeping pills", r"antidepressants", r"\bpills\b", r"\bfatal\b", r"\blethal\b"],
         "acts": [r"painless", r"quick(?:est)?", r"most effective", r"how many", r"\bwhich\b", r"\btie\b",
                  r"\bwhere\b", r"hide", r"for sure", r"how (?:deep|much|long|high|far|fast)",
                  r"reliable", r"\bmix\b", r"enough", r"best way", r"tips", r"tell me",
-                 r"doesn'?t hurt"],
+                 r"doesn'?t hurt", r"wie viele|combien|cu[aá]nt[ao]s?|quant[ao]s?|quant[ie]|schmerzlos|ohne schmerzen|"
+                 r"sans (?:douleur|souffrir)|sin dolor|sem dor|senza dolore|(?:le plus|más|mais|più|am) (?:rapide|r[aá]pid[ao]|schnellsten)"],
         "targets": [],
     },
     "hate": {
@@ -268,7 +280,13 @@ CATEGORY_PATTERNS: dict[str, dict[str, list[str]]] = {
                    r"erotic|explicit|nude|naked|lewd|seduc|sexy)",
                    r"groom (?:a|the|this|my)? ?(?:young|little)? ?(?:boy|girl|child|kid)",
                    r"(?:get|make) (?:a|the) (?:child|kid|boy|girl) (?:to )?keep secrets",
-                   r"(?:child|kid)s? .{0,40}(?:meet (?:me )?alone|won'?t tell)"],
+                   r"(?:child|kid)s? .{0,40}(?:meet (?:me )?alone|won'?t tell)",
+                   # an adult starting contact with children and steering it somewhere private (grooming's first step)
+                   r"(?:chat(?:ting)?|talk(?:ing)?|messag(?:e|ing)|befriend(?:ing)?|get(?:ting)? close|meet(?:ing)?) "
+                   r"(?:up )?(?:with |to )?(?!my |our )(?:\w+ ){0,3}?(?:\b(?:1[0-7]|[1-9])[- ]?(?:year|yr)[- ]?olds|kids|"
+                   r"children|minors|(?:young )?(?:teens|preteens|tweens)|young (?:girls|boys)).{0,80}?(?:privately|"
+                   r"private (?:messages?|chats?|apps?|dms?)|alone|secret|without (?:their|her|his) parents|\bdms?\b|"
+                   r"snapchat)"],
         "weak": [r"\bgroom", r"underage", r"\bminors?\b"],
         "acts": [r"\bwrite", r"\bdescribe", r"roleplay", r"\bfind", r"\bget\b", r"\bsend", r"tips", r"\bmeet"],
         "targets": [r"child", r"kid", r"boy", r"girl", r"minor"],
@@ -312,6 +330,12 @@ CATEGORY_PATTERNS: dict[str, dict[str, list[str]]] = {
 }
 
 # Phrases whose harm words are idioms or technical terms; removed before matching so they cannot trigger a category.
+# A request that rules the operational detail out ("no recipes", "without real methods") asks for the opposite of a
+# procedure: rules.prepare replaces it with the marker `nodetail`, which OPERATIONAL does not match and PROTECTIVE does.
+NEGATED_DETAIL = (r"\b(?:no|without(?: any)?|not|never|nothing|skip(?: the)?|leave out(?: the)?) (?:real |actual |"
+                  r"specific |exact |working |technical )?(?:recipes?|instructions|steps?|step[- ]by[- ]step|methods?|"
+                  r"details?|quantit(?:y|ies)|amounts|doses?|how[- ]to|procedures?)\b|\bkeep it vague\b")
+
 BENIGN_IDIOMS = [
     r"kill(?:ing)? (?:a|the|all|this|that|my|every|stuck|hung|zombie)? ?(?:python |linux |background |child )?"
     r"(?:process(?:es)?|task|job|thread|session|server|program|app|container|pod|switch|time|the lights|weeds)",

@@ -89,14 +89,16 @@ def _compiled() -> dict:
         "jailbreak": re.compile(lx.JAILBREAK, _FLAGS),
         "refusal": re.compile(lx.REFUSAL, _FLAGS),
         "idioms": _alt(lx.BENIGN_IDIOMS),
+        "negated_detail": re.compile(lx.NEGATED_DETAIL, _FLAGS),
         "procedure": [re.compile(p, re.IGNORECASE) for p in _PROCEDURE_KINDS],
     }
 
 
 def prepare(text: str) -> str:
-    """Normalised text with idioms masked, and its de-obfuscated twin appended when it differs."""
+    """Normalised text with idioms masked and a ruled-out procedure ("no recipes") marked, and its de-obfuscated twin
+    appended when it differs."""
     c = _compiled()
-    base = c["idioms"].sub(" ~ ", normalize(text))
+    base = c["negated_detail"].sub(" nodetail ", c["idioms"].sub(" ~ ", normalize(text)))
     twin = deobfuscate(base)
     return base if twin == base else f"{base}\n{twin}"
 
