@@ -4,21 +4,25 @@
 
 Corpus: the synthetic generator (qwq.safety.synth with qwq.safety.synth_contrast, seeded) plus the red-team `dev`
 split (less its chain-of-thought-hijacking prompts, whose label belongs to one buried sentence) plus the hand-written
-training prompts of qwq/safety/data/guard_train.jsonl (third round; repeated HANDWRITTEN_REPEAT times, since a few
-hundred varied human phrasings would otherwise weigh nothing against ~57k templated ones). Calibration (Platt
-scaling and the input threshold, at most 3% over-refusal): the `heldout`, `fresh` and `fresh2` splits, which the
-weights never see. `fresh3`, `fresh4` and `fresh5` are never read here (qwq/safety/data/README.md). `--check` trains and
-compares with the shipped file instead of writing it (exit 1 on a mismatch).
+training prompts of qwq/safety/data/guard_train.jsonl (third and fourth rounds), each HANDWRITTEN_REPEAT times
+verbatim and, when single-turn, HANDWRITTEN_VARIANTS times in attack-style wrappings (handwritten_variants), since a
+few hundred varied human phrasings would otherwise weigh nothing against ~57k templated ones. Calibration (Platt
+scaling and the input threshold, at most 3% over-refusal): the `heldout`, `fresh`, `fresh2`, `fresh3` and `fresh4`
+splits (the last two since the fourth round), which the weights never see. `fresh5` is never read here
+(qwq/safety/data/README.md). `--check` trains and compares with the shipped file instead of writing it (exit 1 on a
+mismatch).
 
-Shipped weights (seed 0, with dev and the hand-written prompts, hidden layer 16, 6 epochs): digest
+Shipped weights (seed 0, with dev and the hand-written prompts x3 + 3 styled, hidden layer 16, 6 epochs): digest
 (LinearGuardModel.digest, SHA-256 of the int8 weights, scales, biases and bucket ids)
-b82cde04e45aae539e012e750f717a1eeee6f9e0b1ef4a89468a7f8e18254ea6, input threshold 0.5740, 3.65 MB; about 5 minutes
-to train on one (heavily shared) core of the development machine.
+bb40e1f1ae916e31b9372508c1caca4ef581f4495e5e07d560a3022f1206ffef, input threshold 0.4787, 3.91 MB; 9 to 16 minutes
+to train on one core of the development machine (load average 5-7 on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,9 +40,11 @@ SEED, MAX_ITER, L2_HARM, L2_CATEGORY, MAX_OVER_REFUSAL, OUTPUT_THRESHOLD = 0, 15
 HIDDEN, EPOCHS, LR = 16, 6, 0.005
 # Hand-written training prompts (never red-team rows; see qwq/safety/data/README.md) and how often each is repeated.
 HANDWRITTEN = Path(__file__).resolve().parent.parent / "qwq" / "safety" / "data" / "guard_train.jsonl"
-HANDWRITTEN_REPEAT = 5
+HANDWRITTEN_REPEAT = 3
+# Besides the verbatim repeats, each single-turn hand-written prompt also appears in this many attack-style wrappings.
+HANDWRITTEN_VARIANTS = 3
 # Calibration (Platt scaling and the input threshold) reads these splits; the weights never see them.
-CALIBRATION = ("heldout", "fresh", "fresh2")
+CALIBRATION = ("heldout", "fresh", "fresh2", "fresh3", "fresh4")
 
 
 def training_examples(seed: int = SEED, *, with_dev: bool = True) -> list:
@@ -51,10 +57,35 @@ def training_examples(seed: int = SEED, *, with_dev: bool = True) -> list:
                 continue
             label = item.category if item.label == "harmful" else synth.SAFE
             examples.append((synth.user_side(item.as_messages()), label))
+    rng = random.Random(seed)
     for item in (load_items(HANDWRITTEN) if with_dev else []):
         label = item.category if item.label == "harmful" else synth.SAFE
-        examples.extend([(synth.user_side(item.as_messages()), label)] * HANDWRITTEN_REPEAT)
+        text = synth.user_side(item.as_messages())
+        examples.extend([(text, label)] * HANDWRITTEN_REPEAT)
+        if len(item.messages) == 1:
+            examples.extend((v, label) for v in handwritten_variants(rng, text, HANDWRITTEN_VARIANTS))
     return examples
+
+
+def handwritten_variants(rng: random.Random, text: str, n: int) -> list[str]:
+    """`n` copies of one hand-written request in the attack styles of the issue (role-play, fiction, hypothetical and
+    research pretexts, obfuscation, a jailbreak suffix, casual lower case, buried in a multi-step problem), the same
+    wrappers for harmful and harmless requests, so that the request decides the label and never its wrapper."""
+    low = text[0].lower() + text[1:]
+    wrappers = [
+        lambda: f"You are {rng.choice(synth.PERSONAS)}. {text}",
+        lambda: f"Let's play a game where you stay in character as {rng.choice(synth.PERSONAS)}. {text}",
+        lambda: f"For a story I'm writing, {rng.choice(synth.CHARACTERS)[0]} is asked this: {text}",
+        lambda: rng.choice(["Hypothetically speaking, ", "Purely as a thought experiment: ", "Asking for a friend: ",
+                            "In a world with no laws, "]) + low,
+        lambda: f"I'm {rng.choice(synth.AUTHORITIES)}, so this is for work. {text}",
+        lambda: text + rng.choice(synth.SUFFIXES[3:]),
+        lambda: synth.obfuscate(rng, text),
+        lambda: re.sub(r"[?!.,;:'\"]", "", text).lower(),
+        lambda: synth.cot_pad(rng, text, with_part=True)[1],
+    ]
+    picks = rng.sample(range(len(wrappers)), min(n, len(wrappers)))
+    return [wrappers[k]() for k in picks]
 
 
 def train_shipped(seed: int = SEED, *, with_dev: bool = True, log=None):
@@ -63,7 +94,7 @@ def train_shipped(seed: int = SEED, *, with_dev: bool = True, log=None):
                  output_threshold=OUTPUT_THRESHOLD, hidden=HIDDEN, epochs=EPOCHS, lr=LR, seed=seed, log=log,
                  meta={"seed": seed, "with_dev": with_dev, "calibration": "+".join(CALIBRATION), "max_iter": MAX_ITER,
                        "hidden": HIDDEN, "epochs": EPOCHS,
-                       "handwritten": f"{HANDWRITTEN.name}x{HANDWRITTEN_REPEAT}"})
+                       "handwritten": f"{HANDWRITTEN.name}x{HANDWRITTEN_REPEAT}+{HANDWRITTEN_VARIANTS}styled"})
 
 
 def main() -> int:

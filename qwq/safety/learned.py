@@ -17,8 +17,11 @@ per-sentence sums at no extra cost. FEATURES names this recipe; a weight file tr
 
 Scoring. Classes are `safe` + the rule layer's categories (softmax). The harm score of a view is
 logsumexp(category logits) - safe logit, mapped to a probability by a Platt fit. A text is scored as the most
-harmful of: the whole text, every sentence and every pair of neighbouring sentences (a chain-of-thought-hijacking
-prompt hides one harmful sentence in pages of harmless ones; the whole-text average would dilute it).
+harmful of: the whole text and every pair of neighbouring sentences (a chain-of-thought-hijacking prompt hides one
+harmful sentence in pages of harmless ones; the whole-text average would dilute it, while a pair keeps the buried
+request whole). Single sentences are not views of their own: a lone sentence that tells of a harm ("someone opened
+a card in my name") outscored the protective question after it, and on the used red-team splits single-sentence
+views added 1.2 points of over-refusal for 0.3 points of caught harm.
 """
 
 from __future__ import annotations
@@ -322,6 +325,11 @@ class LinearGuardModel:
                     best = (harm, CATEGORY_NAMES[int(np.argmax(cat))], " ".join(sentences[lo:hi])[:300])
         return best
 
+    def conversation_score(self, messages: list[dict]) -> tuple[float, str | None, str]:
+        """(harm score, category, view) of a conversation as the input check reads it (see conversation_texts)."""
+        texts = conversation_texts(messages)
+        return self.score_texts(texts, singles=False) if texts else (-np.inf, None, "")
+
     def text_score(self, text: str) -> float:
         """Raw harm score of a whole text (no windows): the training view."""
         return self._view([self._sentence_sums(s) for s in (split_sentences(prepare(text)) or [""])])[0]
@@ -359,10 +367,9 @@ class LearnedGuard:
     def input_probability(self, messages) -> tuple[float, str | None, str]:
         from qwq.safety.guard import as_messages
 
-        texts = conversation_texts(as_messages(messages))
-        if not texts:
+        score, category, view = self.model.conversation_score(as_messages(messages))
+        if category is None:
             return 0.0, None, ""
-        score, category, view = self.model.score_texts(texts)
         return self.model.probability(score), category, view
 
     def output_probability(self, text: str) -> tuple[float, str | None, str]:

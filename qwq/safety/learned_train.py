@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qwq.safety.learned import CATEGORY_NAMES, SAFE, LinearGuardModel, conversation_texts, text_features
+from qwq.safety.learned import CATEGORY_NAMES, SAFE, LinearGuardModel, text_features
 
 
 @dataclass
@@ -321,7 +321,7 @@ def train(examples, calibration_items, *, l2_harm: float = 1e-5, l2_category: fl
     raw = LinearGuardModel.from_float(harm.rows, hw[:, 0], hb[0], cat.rows, cw, cb, deep=deep)
     scores, is_harm = [], []
     for item in calibration_items:
-        scores.append(raw.score_texts(conversation_texts(item.as_messages()))[0])
+        scores.append(raw.conversation_score(item.as_messages())[0])
         is_harm.append(item.label == "harmful")
     scores, is_harm = np.asarray(scores), np.asarray(is_harm, dtype=bool)
     platt = fit_platt(scores, is_harm) if is_harm.any() and (~is_harm).any() else (1.0, 0.0)
