@@ -24,8 +24,11 @@ Measured with the older wording ("the remainder when a * b is divided by 7", cal
 seed 0 copied from SFT step ~370, seed 1 never in 564 steps; the seed-0 model copied by a fixed offset (one extra
 word between the operands and the call: 30/30 exact calls -> 0/30). With the expression wording the call repeats
 the question's span token for token: seed 2 copied from step ~300 (0.84 with the tool before RL), seed 1 from ~450,
-too late for the former 564-step cap (0.18), whose decay started at step 451; the cap is now 846 steps. A run whose cold start never copies stays near chance with the tool too: 20
-GRPO steps do not find the copy from reward alone. `tool_arith` (kept as `--set task=tool_arith`) needs the same
+too late for the former 564-step cap (0.18), whose decay started at step 451. The copy forms digit by digit, 7-9
+last (they never occur in the answer copy, the printed remainder 1-6): at the 846-step cap seed 1's model copied
+every operand digit 0-6 and no 8 or 9 (held-out turns 0.16, 0.11 -> 0.14 with the tool after RL), seed 0's missed
+most 8s (0.41; 0.44 -> 0.54 with the tool, 0.13 without). A run whose cold start never copies stays near chance with
+the tool too: 20 GRPO steps do not find the copy from reward alone. `tool_arith` (kept as `--set task=tool_arith`) needs the same
 habit plus a copy of the 10-digit product; with 5-digit operands its cold start called the tool in ~100% of
 episodes and still scored 0/64 with and without it. Without the tool, tool_mod's remainder must be computed from
 all six digits, which a model this size cannot do: it stays at chance (1/6).
@@ -82,7 +85,8 @@ class ToolRLConfig:
     # the teacher's mistakes, a subset of the task's `slips`; None: all of tool_mod's, only wrong_op for tool_arith
     slips: list | None = None
     # a cap (the stop check below ends SFT once the model copies): 18 epochs = 846 steps. At 12 (564) the linear
-    # decay began at step 451, just when seed 1's copying was forming, and it never finished forming
+    # decay began at step 451, just when seed 1's copying was forming, and it never finished forming. 846 is still
+    # short for seeds 0 and 1 (digits 8 and 9 not yet copied at the cap; see the module docstring)
     sft_epochs: float = 18.0
     sft_batch_size: int = 32
     sft_lr: float = 3e-3
