@@ -118,6 +118,13 @@ inline __m512i broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(four);
 }
 
+// acc += w (u8) . the 4 activation bytes at x4 broadcast to every lane: the broadcast folded into the instruction's
+// memory operand ({1to16}), which the compiler does not do for _mm512_set1_epi32 (a separate vpbroadcastd per use).
+inline __m512i dpbusd_broadcast(__m512i acc, __m512i w, const int8_t* x4) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(x4)));
+  return acc;
+}
+
 inline void store_outputs(float* y, __m512 v, int valid) {
   if (valid == kBlockN) {
     _mm512_storeu_ps(y, v);
@@ -150,7 +157,7 @@ struct Dots {
   }
   inline void add(int r, int t, int step, __m512i w, const int8_t* x4) {
     const int s = kSplits == 2 ? (step & 1) : 0;
-    d[r][t][s] = _mm512_dpbusd_epi32(d[r][t][s], w, broadcast4(x4));
+    d[r][t][s] = dpbusd_broadcast(d[r][t][s], w, x4);
   }
   // The row's combined sum: d0 with one term, 254 * d0 + d1 with two (fits int32: |d0| < 32 * 255 * 127).
   inline __m512i combined(int r) const {
