@@ -10,8 +10,9 @@ Formats (what a quantized checkpoint stores for a Linear named `<m>`; the spec l
   `<m>.bias` (if any) stays in floating point.
 
 Loading a quantized checkpoint on CPU is a memory map with no conversion. On CPU the modules run qwq's own kernels
-(qwq.engine.kernels: int8 activations per group of 32 x int8/int4 weights with AVX-512 VNNI; each weight byte read
-once per call whatever the number of rows; a row's result independent of the batch). On first use a module re-packs
+(qwq.engine.kernels: two-term int8 activations per group of 32 x int8/int4 weights with AVX-512 VNNI; each weight
+byte read once per call for up to 64 rows; a row's result independent of the batch; used for every row count,
+prefill included). On first use a module re-packs
 its buffers in place into the kernels' layout (same bytes, other order); state_dict() and dequantize() still give
 the format above, so saving round-trips exactly. Without those kernels (QWQ_KERNELS=0, no AVX-512 VNNI, build
 failure) they call `aten._weight_int8pack_mm` / `aten._weight_int4pack_mm_for_cpu`, fast only with bf16 activations
@@ -43,16 +44,17 @@ SPEC_FORMAT = "qwq-weight-only"
 # The CPU int4 kernel reads output rows in blocks of 64 (see the layout above).
 INT4_BLOCK_N = 64
 _KERNEL_ALIGNMENT = 64
-# From this many input rows on (long prefill chunks) dequantizing the weight to bf16 once and running a dense matmul
-# beats the weight-only kernels, which are built for a few rows (measured: 2x faster at 512 rows, even at 128).
+# PyTorch path only: from this many input rows on (long prefill chunks) dequantizing the weight to bf16 once and
+# running a dense matmul beats PyTorch's weight-only kernels (measured: 2x faster at 512 rows, even at 128).
 DENSE_FROM_ROWS = 256
 # Int8 weights from this size on (the 0.5B model's LM head, 136M) run through `int8_two_term_mm` instead of the
 # weight-only kernel. Chosen per module, never per call, so a row's result does not depend on the batch size.
 # Measured on the 0.5B LM head, one thread: 1 row 18.9 vs 19.8 ms, 16 rows 42 vs 101 ms; on small layers (1-10M)
 # the extra elementwise ops make one row ~0.1 ms slower per call, which a single stream would pay 56 times a step.
 TWO_TERM_FROM_WEIGHTS = 1 << 24
-# Activation terms in qwq's kernels (see wo_gemm.cpp): 2 (int8 codes + the residual, finer than bf16) for int8
-# weights; one int8 term (llama.cpp's Q8 activations) costs the int8 mix 1 point of top-1 agreement (0.982 < 0.99).
+# Activation terms in qwq's kernels (see wo_gemm.cpp): 2 = int8 codes + the residual (finer than bf16). One term
+# (llama.cpp's Q8 activations, half the VNNI work) costs top-1 agreement on the real 0.5B model: int8 0.992 -> 0.982
+# (< 0.99), the int4 mix 0.953 -> 0.948 (< 0.95).
 INT8_ACTIVATION_TERMS = 2
 INT4_ACTIVATION_TERMS = 2
 
