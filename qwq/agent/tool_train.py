@@ -27,7 +27,8 @@ the question's span token for token: seed 2 copied from step ~300 (0.84 with the
 too late for the former 564-step cap (0.18), whose decay started at step 451. The copy forms digit by digit, 7-9
 last (they never occur in the answer copy, the printed remainder 1-6): at the 846-step cap seed 1's model copied
 every operand digit 0-6 and no 8 or 9 (held-out turns 0.16, 0.11 -> 0.14 with the tool after RL), seed 0's missed
-most 8s (0.41; 0.44 -> 0.54 with the tool, 0.13 without). A run whose cold start never copies stays near chance with
+most 8s (0.41; 0.44 -> 0.54 with the tool, 0.13 without); seed 2's reproduced them all from step 500 and stopped at
+625 (0.84 -> 0.99 with the tool, 0.14 without). A run whose cold start never copies stays near chance with
 the tool too: 20 GRPO steps do not find the copy from reward alone. `tool_arith` (kept as `--set task=tool_arith`) needs the same
 habit plus a copy of the 10-digit product; with 5-digit operands its cold start called the tool in ~100% of
 episodes and still scored 0/64 with and without it. Without the tool, tool_mod's remainder must be computed from
