@@ -30,13 +30,18 @@ def test_shipped_set_is_well_formed():
 FRESH3_SHA256 = "ebbcddb4016b5e05759b8ceb69adab8290f4c838e701898ae4187a690eaf9e9a"
 
 
+def _pinned_split(split: str, sha256: str):
+    """The split's items, after checking its lines in the shipped set still hash to what was committed."""
+    lines = [ln for ln in DEFAULT_SET.read_text(encoding="utf-8").splitlines(keepends=True)
+             if ln.strip() and json.loads(ln)["split"] == split]
+    assert hashlib.sha256("".join(lines).encode("utf-8")).hexdigest() == sha256
+    return load_items(splits=[split])
+
+
 def test_untuned_split_fresh3_is_pinned_and_covers_the_attack_styles():
     """fresh3 was committed before the guard change it measures; its bytes are pinned so it cannot be edited after
     results are seen (qwq/safety/data/README.md)."""
-    lines = [ln for ln in DEFAULT_SET.read_text(encoding="utf-8").splitlines(keepends=True)
-             if ln.strip() and json.loads(ln)["split"] == "fresh3"]
-    assert hashlib.sha256("".join(lines).encode("utf-8")).hexdigest() == FRESH3_SHA256
-    items = load_items(splits=["fresh3"])
+    items = _pinned_split("fresh3", FRESH3_SHA256)
     assert len(items) >= 60
     harmful = [i for i in items if i.label == "harmful"]
     assert {i.category for i in harmful} == set(CATEGORIES)
@@ -50,10 +55,7 @@ FRESH4_SHA256 = "6a700a9b976bbef8c1728265cfd6263e01fc4d2ab89be702433ba7b1fecfcfd
 
 def test_untuned_split_fresh4_is_pinned_and_covers_the_attack_styles():
     """fresh4 was committed before the third guard round changed anything (qwq/safety/data/README.md)."""
-    lines = [ln for ln in DEFAULT_SET.read_text(encoding="utf-8").splitlines(keepends=True)
-             if ln.strip() and json.loads(ln)["split"] == "fresh4"]
-    assert hashlib.sha256("".join(lines).encode("utf-8")).hexdigest() == FRESH4_SHA256
-    items = load_items(splits=["fresh4"])
+    items = _pinned_split("fresh4", FRESH4_SHA256)
     assert len(items) >= 150
     harmful = [i for i in items if i.label == "harmful"]
     assert {i.category for i in harmful} == set(CATEGORIES)
@@ -67,10 +69,7 @@ FRESH5_SHA256 = "b1105545cd9e56c3671711115474875c9bb058761b7c7f0f984b5b86654f715
 
 def test_untuned_split_fresh5_is_pinned_and_covers_the_attack_styles():
     """fresh5 was committed before the fourth guard round changed anything (qwq/safety/data/README.md)."""
-    lines = [ln for ln in DEFAULT_SET.read_text(encoding="utf-8").splitlines(keepends=True)
-             if ln.strip() and json.loads(ln)["split"] == "fresh5"]
-    assert hashlib.sha256("".join(lines).encode("utf-8")).hexdigest() == FRESH5_SHA256
-    items = load_items(splits=["fresh5"])
+    items = _pinned_split("fresh5", FRESH5_SHA256)
     assert len(items) >= 150
     harmful = [i for i in items if i.label == "harmful"]
     assert {i.category for i in harmful} == set(CATEGORIES)
