@@ -47,8 +47,10 @@ class LearnabilityError(QwqError):
 class Batch:
     rollouts: GroupedBatch  # prompts once, completions as rows (qwq.rl.shared_prefix): the rows that get a gradient
     max_completion: int
-    sequences: int  # what the loss normalises by: every completion of the kept groups, including rows left out
-    tokens: int     # of `rollouts` because their gradient is exactly zero (see GRPOTrainer._batch)
+    # What the loss normalises by: every completion (and its loss tokens) of the kept groups, including the rows left
+    # out of `rollouts` because their gradient is exactly zero (see GRPOTrainer._batch).
+    sequences: int
+    tokens: int
 
 
 class GRPOTrainer:
@@ -145,7 +147,7 @@ class GRPOTrainer:
                 max_completion = max(max_completion, len(completion.token_ids))
                 if not any(mask) or (skip_zero and a == 0.0):
                     # kept aside: a batch of nothing but such rows still takes its (zero-gradient) optimizer step
-                    spare = spare or (prompt_index, group.prompt_ids, completion.token_ids, mask, a)
+                    spare = spare or (group.prompt_ids, completion.token_ids, mask, a)
                     continue
                 group_of_row.append(prompt_index)
                 completions.append(completion.token_ids)
@@ -154,7 +156,7 @@ class GRPOTrainer:
             if group_of_row and group_of_row[-1] == prompt_index:
                 prompts.append(group.prompt_ids)
         if not completions and spare is not None and tokens:
-            prompts, group_of_row, completions, masks, advantages = [spare[1]], [0], [spare[2]], [spare[3]], [spare[4]]
+            prompts, group_of_row, completions, masks, advantages = [spare[0]], [0], [spare[1]], [spare[2]], [spare[3]]
         if not completions or not tokens:
             return None
         return Batch(grouped_batch(prompts, group_of_row, completions, masks, advantages, self.pad_id), max_completion,
