@@ -6,7 +6,11 @@ so batch size and context length changes do not recompile each step); the first 
 It does not pay on CPU today (measured on the 0.5B int4 model, one thread: 77 ms per step compiled vs 62-69 ms
 eager): the quantized matmuls stay opaque kernels, which are ~85% of a step, and dynamo breaks the graph around the
 cache's `attend` and specializes it per layer index, hitting its recompile limit after 8 layers.
-Weights may change between calls (RL): nothing here caches anything derived from them.
+Weights may change between calls (RL): nothing here caches anything derived from them (the fused decoder re-reads
+a layer whose weight tensors were replaced).
+
+A weight-only quantized model on CPU decodes through `FusedDecoder` (qwq.engine.fused_decode: all decoder layers
+in one kernel call) when it fits; `compile` and every other model keep the module path.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import nn
 
 from qwq.engine.cache import PagedKVCache
+from qwq.engine.fused_decode import FusedDecoder
 
 DEFAULT_PREFILL_CHUNK = 512
 
@@ -27,6 +32,7 @@ class ModelRunner:
         self.model, self.cache, self.prefill_chunk = model, cache, prefill_chunk
         self.device = cache.device
         self._decode_forward = self._forward
+        self.fused_decoder = None if compile else FusedDecoder.for_model(model, cache)
         if compile:  # True: inductor; a string names the backend ("eager" traces without generating code)
             backend = "inductor" if compile is True else compile
             self._decode_forward = torch.compile(self._forward, dynamic=True, backend=backend)
@@ -77,7 +83,10 @@ class ModelRunner:
         positions = self.cache.begin(seq_ids, 1, [[t] for t in tokens])
         ids = torch.tensor(tokens, device=self.device)[:, None]
         try:
-            logits = self._decode_forward(ids, positions, last_only=False)
+            if self.fused_decoder is not None:
+                logits = self.fused_decoder(ids, positions)
+            else:
+                logits = self._decode_forward(ids, positions, last_only=False)
         except BaseException:
             self.cache.discard()
             raise

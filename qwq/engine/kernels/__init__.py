@@ -1,7 +1,8 @@
-"""qwq's own CPU weight-only GEMM kernels (wo_gemm.cpp: int8 / int4 weights, VNNI), compiled on first use.
+"""qwq's own CPU kernels, compiled on first use: weight-only GEMMs (wo_gemm.cpp: int8 / int4 weights, VNNI) and a
+whole decode step of the decoder layers built on them (decode_layer.cpp, used by qwq.engine.fused_decode).
 
-`kernel_ops()` returns the loaded ops (`int8_gemm`, `int4_gemm`) or None, in which case the quantized modules keep
-PyTorch's weight-only kernels. None when: QWQ_KERNELS=0 is set, the CPU lacks AVX-512 VNNI, or the build failed
+`kernel_ops()` returns the loaded ops (`int8_gemm`, `int4_gemm`, `decode_layers`) or None, in which case the
+quantized modules keep PyTorch's weight-only kernels. None when: QWQ_KERNELS=0 is set, the CPU lacks AVX-512 VNNI, or the build failed
 (one warning says why). The build goes through torch.utils.cpp_extension (g++ and ninja) into the user cache,
 keyed by the source, the compiler flags, torch's version and the CPU's flags, so each machine compiles it once
 (~30-60 s); later processes only load the shared library.
@@ -17,6 +18,9 @@ import warnings
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("wo_gemm.cpp")
+# Compiled into the same library; they include wo_gemm.h (hashed into the build key with the sources).
+EXTRA_SOURCES = (Path(__file__).with_name("decode_layer.cpp"),)
+HEADERS = (Path(__file__).with_name("wo_gemm.h"),)
 ENV_SWITCH = "QWQ_KERNELS"  # "0": never use them
 REQUIRED_CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni")
 # -fopenmp: at::parallel_for is an OpenMP loop in the header (torch's own libgomp is the one loaded at run time).
@@ -55,6 +59,8 @@ def build_key(source: Path) -> str:
     import torch
 
     digest = hashlib.sha256(source.read_bytes())
+    for extra in EXTRA_SOURCES + HEADERS:
+        digest.update(b"\0" + extra.read_bytes())
     for part in (" ".join(CFLAGS), torch.__version__, " ".join(sorted(cpu_flags()))):
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:16]
@@ -71,7 +77,8 @@ def build(source: Path, cache: Path | None = None) -> None:
     directory = (cache or cache_dir() / "kernels") / key
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        cpp_extension.load(name=f"qwq_wo_gemm_{key}", sources=[str(source)], extra_cflags=list(CFLAGS),
+        cpp_extension.load(name=f"qwq_wo_gemm_{key}", sources=[str(source), *map(str, EXTRA_SOURCES)],
+                           extra_cflags=list(CFLAGS), extra_include_paths=[str(HEADERS[0].parent)],
                            extra_ldflags=["-fopenmp"], build_directory=str(directory), is_python_module=False,
                            verbose=False)
     except Exception as exc:  # compiler missing, compile error, load error: all mean "use the fallback"

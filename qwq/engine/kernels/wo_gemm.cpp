@@ -21,6 +21,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "wo_gemm.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -287,6 +289,10 @@ void check_blocks(const at::Tensor& codes, int64_t n, int64_t inputs_per_row, co
               " blocks of 16");
 }
 
+}  // namespace
+
+namespace qwq {
+
 at::Tensor int8_gemm(const at::Tensor& x_in, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
                      int64_t terms) {
   check_blocks(codes, n, 4, "int8_gemm");
@@ -348,7 +354,7 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& codes, const at::
   return y;
 }
 
-}  // namespace
+}  // namespace qwq
 
 TORCH_LIBRARY(qwq_kernels, m) {
   m.def("int8_gemm(Tensor x, Tensor codes, Tensor scales, int n, int terms) -> Tensor");
@@ -356,6 +362,6 @@ TORCH_LIBRARY(qwq_kernels, m) {
 }
 
 TORCH_LIBRARY_IMPL(qwq_kernels, CPU, m) {
-  m.impl("int8_gemm", &int8_gemm);
-  m.impl("int4_gemm", &int4_gemm);
+  m.impl("int8_gemm", &qwq::int8_gemm);
+  m.impl("int4_gemm", &qwq::int4_gemm);
 }

@@ -1,0 +1,265 @@
+// One decode step of a stack of Qwen2 decoder layers in one call: M rows, one new token each, weights quantized
+// for wo_gemm.cpp, K/V in the engine's paged fp32 pools.
+//
+// Per layer: RMSNorm -> fused q/k/v GEMM + bias -> RoPE (NeoX halves) -> write k/v into each row's slot ->
+// attention of each row over its own keys -> o GEMM -> residual -> RMSNorm -> fused gate/up GEMM -> SiLU(gate) * up
+// -> down GEMM -> residual. The module path does the same in ~30 PyTorch ops and ~15 Python module calls per layer,
+// which at one row cost about as much as the memory-bound matmuls of the small layers; here the only dispatch is
+// this call. Everything between the GEMMs is a few KB per row and runs on one thread; the GEMMs and the attention
+// (per row and KV head) are split over threads. Nothing mixes rows, and the GEMMs give a row the same bits in any
+// batch, so a row's output does not depend on the other rows.
+//
+// Arguments, per layer l (weights: 11 tensors, sizes: 12 ints, in this order):
+//   weights  input norm [H], post-attention norm [H], qkv codes, qkv scales, qkv bias [(Hq + 2 Hkv) D],
+//            o codes, o scales, gate/up codes, gate/up scales, down codes, down scales
+//   sizes    (n, group, terms) for qkv, o, gate/up, down; group 0 = int8 weight (scales fp32),
+//            else int4 with that group size (scale_zeros bf16): see wo_gemm.cpp for the packed layouts
+//   k_pools[l], v_pools[l]  fp32 [slots, Hkv, D]; write_slots [M]: where each row's new k/v go;
+//   read_slots [M, W]: each row's key slots in position order, the first lengths[r] of them valid (the new one
+//   included); cos, sin [M, D] (scaled already, as qwq.model.rope gives them).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "wo_gemm.h"
+
+namespace {
+
+constexpr int64_t kWeightsPerLayer = 11;
+constexpr int64_t kSizesPerLayer = 12;
+
+// e^x for 16 lanes: 2^n * p(r), r = x - n ln 2 in [-ln2/2, ln2/2], p Cephes' degree-6 polynomial (~1 ulp in range).
+inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline __mmask16 tail_mask(int64_t count) {
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// y = w * (x / sqrt(mean(x^2) + eps)) per row (fp32, the order qwq.model.qwen2.RMSNorm uses).
+void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t width, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * width;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < width; i += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(tail_mask(width - i), xr + i);
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    const float scale = 1.0f / std::sqrt(_mm512_reduce_add_ps(acc) / static_cast<float>(width) + eps);
+    const __m512 s = _mm512_set1_ps(scale);
+    for (int64_t i = 0; i < width; i += 16) {
+      const __mmask16 m = tail_mask(width - i);
+      const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + i), s);
+      _mm512_mask_storeu_ps(y + r * width + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), v));
+    }
+  }
+}
+
+// x = x * cos + rotate_half(x) * sin for `heads` heads of one row (rotate_half(x) = [-x2, x1]).
+void rotate(float* x, const float* cos, const float* sin, int64_t heads, int64_t dim) {
+  const int64_t half = dim / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* v = x + h * dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cos[i] - b * sin[i];
+      v[i + half] = b * cos[i + half] + a * sin[i + half];
+    }
+  }
+}
+
+inline float dot(const float* a, const float* b, int64_t dim) {
+  __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b));
+  for (int64_t i = 16; i < dim; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  return _mm512_reduce_add_ps(acc);
+}
+
+// softmax(q k^T / sqrt(D)) v for the query heads of KV head `kv` of one row; q and out [Hq, D] of that row.
+void attend(const float* q, const float* keys, const float* values, const int64_t* slots, int64_t length, int64_t kv,
+            int64_t kv_heads, int64_t per_kv, int64_t dim, float* out, std::vector<float>& scores) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  const int64_t slot_stride = kv_heads * dim;
+  scores.resize(per_kv * length);
+  for (int64_t j = 0; j < length; ++j) {
+    const float* k = keys + slots[j] * slot_stride + kv * dim;
+    for (int64_t h = 0; h < per_kv; ++h) scores[h * length + j] = dot(q + (kv * per_kv + h) * dim, k, dim) * scale;
+  }
+  for (int64_t h = 0; h < per_kv; ++h) {
+    float* s = scores.data() + h * length;
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < length; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail_mask(length - j), s + j));
+    const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < length; j += 16) {
+      const __mmask16 m = tail_mask(length - j);
+      const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), top));
+      _mm512_mask_storeu_ps(s + j, m, e);
+      vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
+    }
+    const __m512 total = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
+    float* o = out + (kv * per_kv + h) * dim;
+    for (int64_t d = 0; d < dim; d += 16) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t j = 0; j < length; ++j)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(values + slots[j] * slot_stride + kv * dim + d), acc);
+      _mm512_storeu_ps(o + d, _mm512_div_ps(acc, total));
+    }
+  }
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, const int64_t* size) {
+  return size[1] == 0 ? qwq::int8_gemm(x, codes, scales, size[0], size[2])
+                      : qwq::int4_gemm(x, codes, scales, size[0], size[1], size[2]);
+}
+
+struct Shape {
+  int64_t rows, hidden, heads, kv_heads, dim, intermediate, width;
+};
+
+at::Tensor decode_layer(const at::Tensor& x, const at::Tensor* w, const int64_t* size, const float* cos,
+                        const float* sin, const at::Tensor& k_pool, const at::Tensor& v_pool, const int64_t* write,
+                        const int64_t* read, const int64_t* lengths, float eps, const Shape& s) {
+  const int64_t q_width = s.heads * s.dim, kv_width = s.kv_heads * s.dim, qkv_width = q_width + 2 * kv_width;
+  TORCH_CHECK(size[0] == qkv_width && size[3] == s.hidden && size[6] == 2 * s.intermediate && size[9] == s.hidden,
+              "decode_layers: projection sizes ", size[0], ", ", size[3], ", ", size[6], ", ", size[9],
+              " do not match the model's shape");
+  TORCH_CHECK(w[4].numel() == qkv_width && w[4].scalar_type() == at::kFloat && w[4].is_contiguous(),
+              "decode_layers: the qkv bias must be fp32 [", qkv_width, "]");
+  at::Tensor h = at::empty_like(x);
+  rms_norm(x.data_ptr<float>(), w[0].data_ptr<float>(), h.data_ptr<float>(), s.rows, s.hidden, eps);
+  at::Tensor qkv = linear(h, w[2], w[3], size);
+  float* qkv_p = qkv.data_ptr<float>();
+  const float* bias = w[4].data_ptr<float>();
+  float* k_base = k_pool.data_ptr<float>();
+  float* v_base = v_pool.data_ptr<float>();
+  for (int64_t r = 0; r < s.rows; ++r) {
+    float* row = qkv_p + r * qkv_width;
+    for (int64_t i = 0; i < qkv_width; ++i) row[i] += bias[i];
+    rotate(row, cos + r * s.dim, sin + r * s.dim, s.heads + s.kv_heads, s.dim);  // q heads then k heads
+    std::memcpy(k_base + write[r] * kv_width, row + q_width, kv_width * sizeof(float));
+    std::memcpy(v_base + write[r] * kv_width, row + q_width + kv_width, kv_width * sizeof(float));
+  }
+  at::Tensor attn = at::empty({s.rows, q_width}, x.options());
+  float* attn_p = attn.data_ptr<float>();
+  const int64_t per_kv = s.heads / s.kv_heads;
+  at::parallel_for(0, s.rows * s.kv_heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t r = task / s.kv_heads, kv = task % s.kv_heads;
+      attend(qkv_p + r * qkv_width, k_base, v_base, read + r * s.width, lengths[r], kv, s.kv_heads, per_kv, s.dim,
+             attn_p + r * q_width, scores);
+    }
+  });
+  at::Tensor out = linear(attn, w[5], w[6], size + 3);  // o projection, then the residual into it
+  float* out_p = out.data_ptr<float>();
+  const float* x_p = x.data_ptr<float>();
+  for (int64_t i = 0; i < s.rows * s.hidden; ++i) out_p[i] = x_p[i] + out_p[i];
+  rms_norm(out_p, w[1].data_ptr<float>(), h.data_ptr<float>(), s.rows, s.hidden, eps);
+  at::Tensor gate_up = linear(h, w[7], w[8], size + 6);
+  at::Tensor act = at::empty({s.rows, s.intermediate}, x.options());
+  const float* gu = gate_up.data_ptr<float>();
+  float* act_p = act.data_ptr<float>();
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t r = 0; r < s.rows; ++r) {
+    const float* g = gu + r * 2 * s.intermediate;
+    const float* u = g + s.intermediate;
+    for (int64_t i = 0; i < s.intermediate; i += 16) {  // silu(g) * u = g / (1 + e^-g) * u
+      const __mmask16 m = tail_mask(s.intermediate - i);
+      const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+      const __m512 silu = _mm512_div_ps(gv, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+      _mm512_mask_storeu_ps(act_p + r * s.intermediate + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+  }
+  at::Tensor down = linear(act, w[9], w[10], size + 9);
+  float* down_p = down.data_ptr<float>();
+  for (int64_t i = 0; i < s.rows * s.hidden; ++i) down_p[i] = out_p[i] + down_p[i];
+  return down;
+}
+
+void check_pool(const at::Tensor& pool, const Shape& s, int64_t slots) {
+  TORCH_CHECK(pool.scalar_type() == at::kFloat && pool.is_contiguous() && pool.device().is_cpu() && pool.dim() == 3 &&
+                  pool.size(0) == slots && pool.size(1) == s.kv_heads && pool.size(2) == s.dim,
+              "decode_layers: K/V pools must be contiguous fp32 [", slots, ", ", s.kv_heads, ", ", s.dim, "], got ",
+              pool.sizes(), " ", pool.scalar_type());
+}
+
+at::Tensor decode_layers(const at::Tensor& x_in, at::TensorList weights, at::IntArrayRef sizes, const at::Tensor& cos,
+                         const at::Tensor& sin, at::TensorList k_pools, at::TensorList v_pools,
+                         const at::Tensor& write_slots, const at::Tensor& read_slots, const at::Tensor& lengths,
+                         double eps, int64_t num_heads, int64_t num_kv_heads) {
+  const int64_t layers = static_cast<int64_t>(k_pools.size());
+  TORCH_CHECK(static_cast<int64_t>(weights.size()) == layers * kWeightsPerLayer &&
+                  static_cast<int64_t>(sizes.size()) == layers * kSizesPerLayer &&
+                  static_cast<int64_t>(v_pools.size()) == layers,
+              "decode_layers: ", kWeightsPerLayer, " weights, ", kSizesPerLayer, " sizes and a K and V pool per layer");
+  TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "decode_layers: x must be fp32 [M, hidden] on the CPU");
+  TORCH_CHECK(layers > 0 && num_kv_heads > 0 && num_heads % num_kv_heads == 0, "decode_layers: bad head counts");
+  const at::Tensor x0 = x_in.contiguous();
+  Shape s{x0.size(0), x0.size(1), num_heads, num_kv_heads, cos.size(-1), sizes[6] / 2, read_slots.size(-1)};
+  TORCH_CHECK(s.dim % 16 == 0 && s.dim <= 256, "decode_layers: head_dim must be a multiple of 16, got ", s.dim);
+  TORCH_CHECK(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.is_contiguous() &&
+                  sin.is_contiguous() && cos.numel() == s.rows * s.dim && sin.numel() == s.rows * s.dim,
+              "decode_layers: cos/sin must be contiguous fp32 [M, head_dim]");
+  TORCH_CHECK(write_slots.scalar_type() == at::kLong && read_slots.scalar_type() == at::kLong &&
+                  lengths.scalar_type() == at::kLong && write_slots.is_contiguous() && read_slots.is_contiguous() &&
+                  lengths.is_contiguous() && write_slots.numel() == s.rows && lengths.numel() == s.rows &&
+                  read_slots.dim() == 2 && read_slots.size(0) == s.rows,
+              "decode_layers: write_slots [M], read_slots [M, W], lengths [M] must be contiguous int64");
+  const int64_t slots = k_pools[0].size(0);
+  const int64_t* write = write_slots.data_ptr<int64_t>();
+  const int64_t* read = read_slots.data_ptr<int64_t>();
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  for (int64_t r = 0; r < s.rows; ++r) {  // every index the kernel follows stays inside the pools
+    TORCH_CHECK(write[r] >= 0 && write[r] < slots, "decode_layers: write slot ", write[r], " outside the pool");
+    TORCH_CHECK(len[r] >= 1 && len[r] <= s.width, "decode_layers: row ", r, " has ", len[r], " keys, W=", s.width);
+    for (int64_t j = 0; j < len[r]; ++j)
+      TORCH_CHECK(read[r * s.width + j] >= 0 && read[r * s.width + j] < slots, "decode_layers: read slot outside the pool");
+  }
+  for (int64_t l = 0; l < layers; ++l) {
+    check_pool(k_pools[l], s, slots);
+    check_pool(v_pools[l], s, slots);
+    const at::Tensor* w = weights.data() + l * kWeightsPerLayer;
+    for (int i : {0, 1})
+      TORCH_CHECK(w[i].scalar_type() == at::kFloat && w[i].is_contiguous() && w[i].numel() == s.hidden,
+                  "decode_layers: layer ", l, " norm weights must be fp32 [", s.hidden, "]");
+  }
+  at::Tensor x = x0;
+  for (int64_t l = 0; l < layers; ++l) {
+    x = decode_layer(x, weights.data() + l * kWeightsPerLayer, sizes.data() + l * kSizesPerLayer,
+                     cos.data_ptr<float>(), sin.data_ptr<float>(), k_pools[l], v_pools[l], write, read, len,
+                     static_cast<float>(eps), s);
+  }
+  return x;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(qwq_kernels, m) {
+  m.def("decode_layers(Tensor x, Tensor[] weights, int[] sizes, Tensor cos, Tensor sin, Tensor[] k_pools, "
+        "Tensor[] v_pools, Tensor write_slots, Tensor read_slots, Tensor lengths, float eps, int num_heads, "
+        "int num_kv_heads) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(qwq_kernels, CPU, m) { m.impl("decode_layers", &decode_layers); }

@@ -1,0 +1,87 @@
+"""The fused decode kernel (qwq.engine.fused_decode): the engine uses it for quantized models on CPU, its logits match
+the module path's over a paged cache with rows of different lengths, and every other model keeps the module path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qwq.engine import kernels
+from qwq.engine.quant import QuantSpec, quantize_model
+
+from engine_fixtures import make_model, tiny_config
+
+needs_kernels = pytest.mark.skipif(kernels.unsupported_reason() is not None or kernels.kernel_ops() is None,
+                                   reason="qwq's CPU kernels are not available here")
+
+
+def _quantized(method: str, **overrides):
+    config = tiny_config(**{"vocab_size": 320, "hidden_size": 128, "intermediate_size": 256, **overrides})
+    model = make_model(config, seed=3)
+    generator = torch.Generator().manual_seed(4)
+    for layer in model.model.layers:  # non-zero biases, so a missing or misplaced bias shows
+        for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+            proj.bias.data.normal_(0, 0.5, generator=generator)
+    return quantize_model(model, QuantSpec(method, 32))
+
+
+@needs_kernels
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_fused_decode_logits_match_the_module_path(method):
+    from qwq.engine import Engine
+
+    engine = Engine(_quantized(method), max_batch_size=4, block_size=4, kv_cache_tokens=256)
+    runner, cache = engine.runner, engine.cache
+    assert runner.fused_decoder is not None
+    prompts = [[5, 17, 99, 3, 250, 11, 7], [1, 2], [40, 41, 42, 43, 44]]
+    for seq_id, prompt in enumerate(prompts):
+        cache.add_sequence(seq_id)
+        runner.prefill(seq_id, prompt)
+    tokens, seq_ids = [p[-1] for p in prompts], list(range(len(prompts)))
+    with torch.inference_mode():
+        for step in range(7):  # the rows grow one block at a time, interleaved: their keys are scattered slots
+            active = seq_ids if step % 3 else seq_ids[:2]  # and sometimes a row sits a step out
+            positions = cache.begin(active, 1, [[tokens[i]] for i in active])
+            ids = torch.tensor([tokens[i] for i in active])[:, None]
+            fused = runner.fused_decoder(ids, positions)
+            reference = runner._forward(ids, positions, last_only=False)  # rewrites the same slots
+            cache.advance(1)
+            assert fused.shape == reference.shape == (len(active), 320)
+            # Not bit for bit: other float orders, and an input that differs by an ulp can round a quantized
+            # activation the other way (~1/64,000 of its group's absmax); measured <= 1e-4 of the largest logit.
+            scale = reference.abs().max()
+            assert (fused - reference).abs().max() <= 1e-3 * scale, (step, (fused - reference).abs().max(), scale)
+            for row, i in enumerate(active):
+                tokens[i] = int(reference[row].argmax())
+
+
+@needs_kernels
+def test_a_rows_fused_logits_are_bitwise_the_same_in_any_batch():
+    from qwq.engine import Engine
+
+    results = []
+    for others in (0, 3):
+        engine = Engine(_quantized("int4"), max_batch_size=4, block_size=4, kv_cache_tokens=256)
+        runner, cache = engine.runner, engine.cache
+        prompts = [[9, 8, 7, 6, 5]] + [[(11 * i + j) % 300 for j in range(3 + i)] for i in range(others)]
+        for seq_id, prompt in enumerate(prompts):
+            cache.add_sequence(seq_id)
+            runner.prefill(seq_id, prompt)
+        logits = runner.decode(list(range(len(prompts))), [p[-1] for p in prompts])
+        results.append(logits[0])
+    assert torch.equal(results[0], results[1])
+
+
+@needs_kernels
+def test_models_the_kernel_does_not_cover_keep_the_module_path(monkeypatch):
+    from qwq.engine import Engine, SamplingParams
+
+    assert Engine(make_model(tiny_config()), max_batch_size=2).runner.fused_decoder is None  # float weights
+    assert Engine(_quantized("int4"), max_batch_size=2, kv_dtype="bfloat16").runner.fused_decoder is None
+    assert Engine(_quantized("int4"), max_batch_size=2, fuse_projections=False).runner.fused_decoder is None
+    assert Engine(_quantized("int8", hidden_size=96), max_batch_size=2).runner.fused_decoder is None  # head_dim 24
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
+    engine = Engine(_quantized("int4"), max_batch_size=2)
+    assert engine.runner.fused_decoder is None
+    out = engine.generate([[1, 2, 3]], SamplingParams(temperature=0.0, max_new_tokens=3, ignore_eos=True))
+    assert len(out[0].samples[0].token_ids) == 3
