@@ -38,7 +38,7 @@ class FusedDecoder:
         config = model.config
         self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self._arguments: tuple | None = None
-        self._sources: list = []  # (module, its qweight) the arguments were read from
+        self._sources: list = []  # (a module's buffer dict, its qweight then): the arguments were read from these
 
     @classmethod
     def for_model(cls, model: nn.Module, cache) -> "FusedDecoder | None":
@@ -91,13 +91,14 @@ class FusedDecoder:
                 sizes += found[1]
                 if index == 0:
                     weights.append(qkv.bias.detach().float().contiguous())
-                sources.append((module, module.qweight))
+                sources.append((module._buffers, module.qweight))
         self._arguments, self._sources = (weights, sizes), sources
         return self._arguments
 
     def _current_arguments(self) -> tuple:
-        # Weights replaced since the last step (a load, a re-pack): read them again. Cheap identity checks.
-        if any(module.qweight is not qweight for module, qweight in self._sources):
+        # Weights replaced since the last step (a load, a re-pack): read them again. Identity checks on the buffer
+        # dicts (~5 us a step; through nn.Module attribute lookup it was ~0.5 ms).
+        if any(buffers["qweight"] is not qweight for buffers, qweight in self._sources):
             if self._build() is None:
                 raise RuntimeError("the model's quantized layers no longer fit the fused decode kernel")
         return self._arguments

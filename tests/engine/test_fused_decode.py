@@ -85,3 +85,22 @@ def test_models_the_kernel_does_not_cover_keep_the_module_path(monkeypatch):
     assert engine.runner.fused_decoder is None
     out = engine.generate([[1, 2, 3]], SamplingParams(temperature=0.0, max_new_tokens=3, ignore_eos=True))
     assert len(out[0].samples[0].token_ids) == 3
+
+
+@needs_kernels
+def test_replaced_weight_tensors_are_read_again():
+    from qwq.engine import Engine, SamplingParams
+
+    model = _quantized("int4")
+    engine = Engine(model, max_batch_size=2)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=5, ignore_eos=True)
+    before = engine.generate([[3, 1, 4, 1, 5]], greedy)[0].samples[0].token_ids
+    down = model.model.layers[1].mlp.down_proj
+    down.to_stored_layout()  # new tensors in the stored format (a load does this): the kernel must not keep the old
+    down.qweight = down.qweight.clone()
+    assert engine.generate([[3, 1, 4, 1, 5]], greedy)[0].samples[0].token_ids == before
+    assert down._packed
+    with torch.inference_mode():  # (packed during a decode step: inference tensors)
+        down.scale_zeros.zero_()  # changed in place after the re-pack: seen as well
+        down.qweight.zero_()
+    assert engine.generate([[3, 1, 4, 1, 5]], greedy)[0].samples[0].token_ids != before

@@ -2,10 +2,10 @@
 whole decode step of the decoder layers built on them (decode_layer.cpp, used by qwq.engine.fused_decode).
 
 `kernel_ops()` returns the loaded ops (`int8_gemm`, `int4_gemm`, `decode_layers`) or None, in which case the
-quantized modules keep PyTorch's weight-only kernels. None when: QWQ_KERNELS=0 is set, the CPU lacks AVX-512 VNNI, or the build failed
-(one warning says why). The build goes through torch.utils.cpp_extension (g++ and ninja) into the user cache,
-keyed by the source, the compiler flags, torch's version and the CPU's flags, so each machine compiles it once
-(~30-60 s); later processes only load the shared library.
+quantized modules keep PyTorch's weight-only kernels and the engine its module path. None when: QWQ_KERNELS=0 is
+set, the CPU lacks AVX-512 VNNI, or the build failed (one warning says why). The build goes through
+torch.utils.cpp_extension (g++ and ninja) into the user cache, keyed by the sources, the compiler flags, torch's
+version and the CPU's flags, so each machine compiles it once (~30-60 s); later processes only load the library.
 """
 
 from __future__ import annotations
