@@ -6,7 +6,8 @@ Runs, each in its own process (clean peak RSS): qwq int4, int8 and w8a8 (`qwq be
 (`from_pretrained(gguf_file=...)`), and llama.cpp through llama-cpp-python when it is installed (it is optional and
 never installed by CI: it builds from source for ~15 minutes). Prints one row per run and the ratios qwq/peer.
 Rates are the best of --repeat runs; "per CPU-second" divides by the process's CPU time instead of wall time, which
-with one thread is what an idle core would give (use it when other jobs share the machine).
+with one thread is what an idle core would give (use it when other jobs share the machine). Prefill is timed on a
+separate --prefill-tokens prompt (qwq: the bench prompt repeated; llama-bench: its `-p` run).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ elif kind == "llama.cpp":
 def run_qwq(quant: str, args) -> dict:
     cmd = [sys.executable, "-m", "qwq", "bench", "-m", "qwen2.5-coder-0.5b", "--quant", quant, "--tokens",
            str(args.tokens), "--batch", str(args.batch), "--threads", str(args.threads), "--repeat", str(args.repeat),
-           "--json",
+           "--prefill-tokens", str(args.prefill_tokens), "--json",
            "--prompt", PROMPT]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     report = json.loads(out.strip().splitlines()[-1])
@@ -94,16 +95,21 @@ def run_qwq(quant: str, args) -> dict:
 
 
 def run_llama_bench(binary: str, path: str, args) -> dict | None:
-    """llama.cpp's own `llama-bench` (text generation only, no prompt): the peer when llama-cpp-python is absent."""
-    proc = subprocess.run([binary, "-m", path, "-t", str(args.threads), "-p", "0", "-n", str(args.tokens), "-r",
-                           str(args.repeat), "-o", "json"], capture_output=True, text=True)
+    """llama.cpp's own `llama-bench` (text generation from an empty context, and a separate prompt of
+    --prefill-tokens): the peer when llama-cpp-python is absent."""
+    proc = subprocess.run([binary, "-m", path, "-t", str(args.threads), "-p", str(args.prefill_tokens), "-n",
+                           str(args.tokens), "-r", str(args.repeat), "-o", "json"], capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"llama-bench: failed ({proc.stderr.strip()[-300:]})")
         return None
-    runs = [r for r in json.loads(proc.stdout) if r.get("n_gen")]
-    rate = max(r["avg_ts"] for r in runs)
-    return {"run": "llama.cpp (llama-bench)", "load_s": float("nan"), "load_to_first_token_s": float("nan"),
-            "single_stream_tokens_per_s": rate, "peak_rss_gb": float("nan")}
+    results = json.loads(proc.stdout)
+    rate = max(r["avg_ts"] for r in results if r.get("n_gen"))
+    prefill = [r["avg_ts"] for r in results if r.get("n_prompt") and not r.get("n_gen")]
+    row = {"run": "llama.cpp (llama-bench)", "load_s": float("nan"), "load_to_first_token_s": float("nan"),
+           "single_stream_tokens_per_s": rate, "peak_rss_gb": float("nan")}
+    if prefill:
+        row["long_prefill_tokens_per_s"] = max(prefill)
+    return row
 
 
 def run_peer(kind: str, path: str, args) -> dict | None:
@@ -136,6 +142,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3, help="decode runs per engine; the best one counts")
+    parser.add_argument("--prefill-tokens", type=int, default=512,
+                        help="prompt length of the prefill timing (qwq and llama-bench; 0: skip)")
     parser.add_argument("--skip", default="", help="comma list of runs to skip: int8, w8a8, transformers, llama.cpp")
     parser.add_argument("--llama-bench", default=None, metavar="PATH",
                         help="a llama.cpp `llama-bench` binary to use as the llama.cpp peer instead of llama-cpp-python")
@@ -157,13 +165,14 @@ def main() -> None:
                 rows.append(row)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}  threads={args.threads}  tokens={args.tokens}  prompt={PROMPT!r}")
     print(f"{'run':20s} {'tok/s':>8s} {'tok/cpu-s':>9s} {'load s':>8s} {'to 1st tok s':>12s} {'peak RSS GB':>11s} "
-          f"{'roofline':>8s} {'batch tok/s':>11s} {'batch x':>7s}")
+          f"{'roofline':>8s} {'batch tok/s':>11s} {'batch x':>7s} {'prefill tok/s':>13s}")
     for r in rows:
         print(f"{r['run']:20s} {r['single_stream_tokens_per_s']:8.2f} "
               f"{r.get('single_stream_tokens_per_cpu_s', float('nan')):9.2f} {r['load_s']:8.2f} "
               f"{r['load_to_first_token_s']:12.2f} {r['peak_rss_gb']:11.2f} "
               f"{r.get('roofline_share', float('nan')):8.2f} {r.get('batch_tokens_per_s', float('nan')):11.2f} "
-              f"{r.get('batch_speedup', float('nan')):7.2f}")
+              f"{r.get('batch_speedup', float('nan')):7.2f} "
+              f"{r.get('long_prefill_tokens_per_s', float('nan')):13.1f}")
     peers = {r["run"]: r for r in rows if not r["run"].startswith("qwq")}
     for r in rows:
         if r["run"].startswith("qwq"):
@@ -171,6 +180,10 @@ def main() -> None:
                 ratio = r["single_stream_tokens_per_s"] / peer["single_stream_tokens_per_s"]
                 print(f"{r['run']} / {name}: {ratio:.2f}x decode tok/s (wall), "
                       f"{per_cpu_ratio(r, peer)} per CPU-second")
+                if r.get("long_prefill_tokens_per_s") and peer.get("long_prefill_tokens_per_s"):
+                    speedup = r["long_prefill_tokens_per_s"] / peer["long_prefill_tokens_per_s"]
+                    print(f"{r['run']} / {name}: {speedup:.2f}x prefill tok/s ({args.prefill_tokens}-token prompt, "
+                          f"wall)")
     if args.json:
         print(json.dumps(rows))
 

@@ -4,6 +4,8 @@
 
 Decode speed is also given as a share of the memory-bandwidth roofline: the bytes of weights one decode step must
 read (every Linear and the LM head, at their stored size) times tokens/s, over a measured copy bandwidth.
+Prefill speed is timed on a long prompt (--prefill-tokens, default 512: one chunk through the quantized
+kernels), best of --repeat, as prompt tokens per second and per CPU-second.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=16, help="concurrent sequences for the throughput run (0: skip)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="single-stream runs; the best is reported (robust to other load on the machine)")
+    parser.add_argument("--prefill-tokens", type=int, default=512,
+                        help="also time the prefill of a prompt this long (the bench prompt repeated, at most "
+                             "the context; 0: skip)")
     parser.add_argument("--json", action="store_true")
     add_model_args(parser)
 
@@ -62,16 +67,35 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
+def time_prefill(engine, prompt: list[int], length: int, repeat: int) -> dict:
+    """Best-of-`repeat` prefill of a `length`-token prompt (no prefix cache: every token computed); capped to what
+    the model's context allows."""
+    length = min(length, engine.max_model_len - 1)
+    from qwq.engine.sampling import SamplingParams
+
+    long_prompt = (prompt * (length // len(prompt) + 1))[:length]
+    one = SamplingParams(temperature=0.0, max_new_tokens=1, ignore_eos=True)
+    best, best_cpu = 0.0, 0.0
+    for _ in range(repeat):
+        cpu_start = time.process_time()
+        result = engine.generate([long_prompt], one)[0]
+        cpu = time.process_time() - cpu_start
+        best = max(best, result.timings.prefill_tokens_per_s)
+        best_cpu = max(best_cpu, length / cpu if cpu > 0 else 0.0)  # the one sampled token included
+    return {"long_prefill_tokens": length, "long_prefill_tokens_per_s": round(best, 1),
+            "long_prefill_tokens_per_cpu_s": round(best_cpu, 1)}
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     from qwq.engine.cli_common import load_engine
     from qwq.engine.sampling import SamplingParams
     from qwq.utils.errors import UsageError
 
-    if args.tokens <= 0 or args.batch < 0:
-        raise UsageError("--tokens must be positive and --batch >= 0")
+    if args.tokens <= 0 or args.batch < 0 or args.prefill_tokens < 0:
+        raise UsageError("--tokens must be positive, --batch and --prefill-tokens >= 0")
     start = time.perf_counter()
     engine = load_engine(args, max_batch_size=max(1, args.batch), prefix_caching=False,
-                         kv_cache_tokens=max(1, args.batch) * (args.tokens + 512))
+                         kv_cache_tokens=max(max(1, args.batch) * (args.tokens + 512), args.prefill_tokens + 1))
     load_s = time.perf_counter() - start
     prompt = engine.encode(args.prompt)
     greedy = SamplingParams(temperature=0.0, max_new_tokens=args.tokens, ignore_eos=True)
@@ -101,6 +125,8 @@ def run_bench(args: argparse.Namespace) -> dict:
     report.update({"weight_bytes_per_token": step_bytes, "copy_bandwidth_gbs": round(bandwidth, 1),
                    "roofline_tokens_per_s": round(bandwidth * 1e9 / step_bytes, 1),
                    "roofline_share": round(single_tps * step_bytes / (bandwidth * 1e9), 3)})
+    if args.prefill_tokens:
+        report.update(time_prefill(engine, prompt, args.prefill_tokens, max(1, args.repeat)))
     if args.batch:
         prompts = [prompt] * args.batch
         params = [greedy.replace(temperature=0.7, seed=i) for i in range(args.batch)]

@@ -97,8 +97,10 @@ def test_chat_session_with_commands(checkpoint, capsys, monkeypatch):
 
 
 def test_bench_reports_speeds(checkpoint, capsys):
-    code, out, err = run(capsys, "bench", "-m", str(checkpoint), "--tokens", "4", "--batch", "2", "--json")
+    code, out, err = run(capsys, "bench", "-m", str(checkpoint), "--tokens", "4", "--batch", "2",
+                         "--prefill-tokens", "40", "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["single_stream_tokens_per_s"] > 0 and report["batch"] == 2
+    assert report["long_prefill_tokens"] == 40 and report["long_prefill_tokens_per_s"] > 0
     assert 0 < report["weight_bytes_per_token"] < 10 ** 7
