@@ -38,12 +38,13 @@ def _evaluate(model, model_config, tokenizer, template, tasks, counts, max_new_t
 def run_ours(model, model_config, tokenizer, template, cfg, run_cfg, slots, out: Path) -> tuple[float, float]:
     """(wall seconds, this process's CPU seconds) per step; the sandbox runs in other processes for both trainers."""
     from qwq.rl.grpo import GRPOTrainer
-    from qwq.rl.modeling import make_engine
+    from qwq.rl.modeling import make_engine, rollout_processes
     from qwq.rl.rewards import clear_reward_caches
 
     batch = cfg.prompts_per_step * cfg.group_size
     trainer = GRPOTrainer(model, model_config, tokenizer, template, slots, cfg, run_cfg, "bench", out,
-                          lambda m: make_engine(m, tokenizer, model_config, template, batch, cfg.max_new_tokens + 256))
+                          lambda m: make_engine(m, tokenizer, model_config, template, batch, cfg.max_new_tokens + 256,
+                                                rollout_processes(run_cfg, m)))
     clear_reward_caches()
     records, _ = trainer.train()
     # the steps' own wall and CPU time: the one-time learnability probe before step 1 (TRL has none) is left out

@@ -35,6 +35,14 @@ class RunConfig:
     # recipe: ~1.5x faster steps, same stage-1 gains (GRPO takes one update per batch, so the importance ratio is 1
     # and bf16 logprobs only add noise to the gradient, not a biased clip)
     autocast: str = "auto"
+    # GRPO rollouts on a bf16 copy of the policy (synced after every update; KV cache and attention stay fp32):
+    # "auto" = when `autocast` is on for this device, "bfloat16", "float32" (rollouts on the master weights).
+    # Measured on the stage-1 batch (128 samples, one thread): 20% less generation time, ~2x faster matmuls.
+    rollout_dtype: str = "auto"
+    # processes that sample GRPO rollouts, one thread each, sharing the rollout model's memory (qwq.engine.workers):
+    # 0 = run.threads on CPU (two one-thread processes use two cores better than one process with two threads), 1 on
+    # GPUs; 1 = sample in the trainer's process with run.threads threads
+    rollout_processes: int = 0
 
 
 @dataclass
@@ -336,6 +344,11 @@ def validate(config: Any) -> None:
     run = getattr(config, "run", None)
     if run is not None and run.autocast not in ("auto", "on", "off"):
         raise ConfigError(f"run.autocast must be one of auto, on, off; got {run.autocast!r}")
+    if run is not None and run.rollout_dtype not in ("auto", "bfloat16", "float32"):
+        raise ConfigError(f"run.rollout_dtype must be one of auto, bfloat16, float32; got {run.rollout_dtype!r}")
+    if run is not None and (isinstance(run.rollout_processes, bool) or not isinstance(run.rollout_processes, int)
+                            or run.rollout_processes < 0):
+        raise ConfigError(f"run.rollout_processes must be an integer >= 0 (0 = auto); got {run.rollout_processes!r}")
     sft = getattr(config, "sft", None)
     if sft is not None:
         rates = sft.slip_rate if isinstance(sft.slip_rate, dict) else {"*": sft.slip_rate}

@@ -30,7 +30,7 @@ import torch
 from qwq.rl.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from qwq.rl.config import GRPOConfig, RunConfig
 from qwq.rl.losses import Normalizer, group_advantages, policy_loss
-from qwq.rl.metrics import MetricsLog, autocast_context, step_rng, step_seed
+from qwq.rl.metrics import MetricsLog, autocast_context, rollout_dtype, step_rng, step_seed
 from qwq.rl.rewards import apply_control
 from qwq.rl.shared_prefix import GroupedBatch, PromptState, grouped_batch, grouped_logprobs
 from qwq.rl.rollout import (Group, TaskSlot, draw_examples, generate_groups, sampling_params, score_groups,
@@ -60,7 +60,8 @@ class GRPOTrainer:
         self.model, self.model_config, self.tokenizer, self.template = model, model_config, tokenizer, template
         self.slots, self.cfg, self.run, self.stage = list(slots), cfg, run, stage
         self.stage_dir = Path(stage_dir)
-        self.engine = engine_factory(model)
+        self.rollout_model = self._rollout_copy(model)
+        self.engine = engine_factory(self.rollout_model)
         self.loop_breaker = loop_breaker
         self.trainable_only = trainable_only
         self.params = trainable_parameters(model)
@@ -74,6 +75,28 @@ class GRPOTrainer:
         self.starts_in_reasoning = starts_in_reasoning(template)
 
     # ---- sampling ------------------------------------------------------------------------------------------------
+    def _rollout_copy(self, model):
+        """The model the engine samples from: `model` itself, or a copy in run.rollout_dtype (bf16 matmuls are ~2x
+        faster on CPUs with native bf16), kept equal to the master weights by _sync_rollout_model."""
+        param = next(iter(model.parameters()))
+        dtype = rollout_dtype(self.run, param.device.type)
+        if dtype == param.dtype:
+            return model
+        shadow = copy.deepcopy(model).to(dtype).eval()
+        for p in shadow.parameters():
+            p.requires_grad_(False)
+        return shadow
+
+    @torch.no_grad()
+    def _sync_rollout_model(self, everything: bool = False) -> None:
+        """Copy the master weights into the rollout copy (the trainable ones, or all after a checkpoint load), then
+        tell the engine its weights changed."""
+        if self.rollout_model is not self.model:
+            for target, source in zip(self.rollout_model.parameters(), self.model.parameters()):
+                if everything or source.requires_grad:
+                    target.copy_(source)
+        self.engine.weights_changed()
+
     def _sample(self, step: int, round_: int, count: int, group_size: int) -> tuple[list[Group], dict]:
         rng = step_rng(self.run.seed, self.stage, step, f"prompts/{round_}")
         picks = draw_examples(self.slots, count, rng)
@@ -207,17 +230,26 @@ class GRPOTrainer:
                                ("entropy", entropy_sum / max(1, tokens)), ("grad_norm", float(grad_norm))):
                 stats_sum[key] += value / cfg.updates_per_batch
         self.model.eval()
-        self.engine.weights_changed()
+        self._sync_rollout_model()
         return stats_sum
 
     # ---- the loop ------------------------------------------------------------------------------------------------
     def train(self, resume: bool = False, progress=None) -> tuple[list[dict], dict]:
+        """Run (or resume) the stage; the engine's worker processes, if any, are stopped at the end."""
+        try:
+            return self._train(resume, progress)
+        finally:
+            close = getattr(self.engine, "close", None)
+            if close is not None:
+                close()
+
+    def _train(self, resume: bool, progress) -> tuple[list[dict], dict]:
         cfg = self.cfg
         log = MetricsLog(self.stage_dir / "metrics.jsonl")
         state = TrainerState(0, 0, [], {})
         if resume and (found := latest_checkpoint(self.stage_dir)) is not None:
             state = load_checkpoint(found, self.model, self.optimizer)
-            self.engine.weights_changed()
+            self._sync_rollout_model(everything=True)
         log.restart(state.metrics or [])
         extra = dict(state.extra or {})
         if "probe" not in extra:

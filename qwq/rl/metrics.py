@@ -69,18 +69,37 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def autocast_enabled(setting: str, device: str = "cpu") -> bool:
+    """Does the run's `autocast` setting turn bf16 autocast on for `device`?"""
+    if setting not in ("auto", "on", "off"):
+        from qwq.utils.errors import ConfigError
+
+        raise ConfigError(f"run.autocast must be auto, on or off, got {setting!r}")
+    return setting == "on" or (setting == "auto" and (device != "cpu" or cpu_has_native_bf16()))
+
+
 def autocast_context(setting: str, device: str = "cpu"):
     """torch.autocast(bf16) per the run's `autocast` setting, or a no-op context."""
     import contextlib
 
     import torch
 
-    if setting not in ("auto", "on", "off"):
+    enabled = autocast_enabled(setting, device)
+    return torch.autocast(device, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def rollout_dtype(run, device: str = "cpu"):
+    """The dtype GRPO samples in: run.rollout_dtype, where "auto" follows run.autocast."""
+    import torch
+
+    setting = run.rollout_dtype
+    if setting not in ("auto", "bfloat16", "float32"):
         from qwq.utils.errors import ConfigError
 
-        raise ConfigError(f"run.autocast must be auto, on or off, got {setting!r}")
-    enabled = setting == "on" or (setting == "auto" and (device != "cpu" or cpu_has_native_bf16()))
-    return torch.autocast(device, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+        raise ConfigError(f"run.rollout_dtype must be auto, bfloat16 or float32, got {setting!r}")
+    if setting == "auto":
+        return torch.bfloat16 if autocast_enabled(run.autocast, device) else torch.float32
+    return torch.bfloat16 if setting == "bfloat16" else torch.float32
 
 
 def set_threads(threads: int) -> None:

@@ -132,10 +132,32 @@ def head_logprobs(model, hidden: torch.Tensor, targets: torch.Tensor, mask: torc
     return logp, entropy
 
 
-def make_engine(model, tokenizer, config: ModelConfig, template, batch: int, max_tokens: int):
-    """An engine over the training model itself (same parameters: rollouts always see the current weights)."""
+def make_engine(model, tokenizer, config: ModelConfig, template, batch: int, max_tokens: int, processes: int = 1):
+    """An engine over `model` itself (the training model, or its rollout copy: rollouts always see the current
+    weights). A bf16 model on CPU keeps its KV cache in fp32, so attention runs in fp32 (see PagedKVCache.attend).
+    `processes` > 1: the requests of each call are split over that many one-thread processes sharing the model's
+    memory (qwq.engine.workers; close() the engine when done)."""
     from qwq.engine.engine import Engine
 
     length = min(config.max_position_embeddings, max_tokens)
-    return Engine(model, tokenizer, config, chat_template=template, max_batch_size=batch, max_model_len=length,
-                  kv_cache_tokens=batch * length, prefix_caching=True)
+    param = next(iter(model.parameters()))
+    kv_dtype = torch.float32 if param.dtype == torch.bfloat16 and param.device.type == "cpu" else None
+    options = dict(max_batch_size=batch, max_model_len=length, kv_cache_tokens=batch * length, prefix_caching=True,
+                   kv_dtype=kv_dtype)
+    if processes > 1:
+        from qwq.engine.workers import ProcessEngines
+
+        return ProcessEngines(model, tokenizer, config, processes=processes, chat_template=template, **options)
+    return Engine(model, tokenizer, config, chat_template=template, **options)
+
+
+def rollout_processes(run, model) -> int:
+    """How many one-thread processes sample GRPO rollouts: run.rollout_processes, where 0 means run.threads for a
+    CPU model (each process one thread: measured 1.4x faster rollouts on two cores than one process with two
+    threads) and 1 elsewhere."""
+    setting = run.rollout_processes
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+        raise ConfigError(f"run.rollout_processes must be an integer >= 0 (0 = auto), got {setting!r}")
+    if setting:
+        return setting
+    return max(1, run.threads) if next(iter(model.parameters())).device.type == "cpu" else 1

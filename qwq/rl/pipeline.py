@@ -25,7 +25,8 @@ from qwq.rl.config import GRPOConfig, PipelineConfig, to_dict
 from qwq.rl.data import build_task
 from qwq.rl.evaluate import evaluate_heldout
 from qwq.rl.metrics import set_threads
-from qwq.rl.modeling import new_model, save_model_dir, tiny_config, train_tiny_tokenizer, weights_hash
+from qwq.rl.modeling import (new_model, rollout_processes, save_model_dir, tiny_config, train_tiny_tokenizer,
+                              weights_hash)
 from qwq.rl.rewards import TASK_REWARDS, build_reward_spec
 from qwq.rl.rollout import TaskSlot, loop_breaker_available
 from qwq.utils.atomic import atomic_write_text
@@ -81,12 +82,12 @@ class Pipeline:
             self.tasks[name] = build_task(name, options)
         return self.tasks[name]
 
-    def _engine(self, model, batch: int):
+    def _engine(self, model, batch: int, processes: int = 1):
         from qwq.rl.modeling import make_engine
 
         cfg = self.config
         longest = max(cfg.stage1.max_new_tokens, cfg.stage2.max_new_tokens, cfg.eval.max_new_tokens) + 256
-        return make_engine(model, self.tokenizer, self.model_config, self.template, batch, longest)
+        return make_engine(model, self.tokenizer, self.model_config, self.template, batch, longest, processes)
 
     def _run_stage(self, stage: str, fn: Callable[[], Any], progress) -> Any:
         if self.state.done(stage):
@@ -191,7 +192,8 @@ class Pipeline:
         check_memory(estimate, cfg.run.max_memory_gb, stage)
         loop_breaker = grpo.loop_breaker and loop_breaker_available()
         trainer = GRPOTrainer(self.model, self.model_config, self.tokenizer, self.template, self._slots(grpo), grpo,
-                              cfg.run, stage, self.run_dir / stage, lambda m: self._engine(m, batch),
+                              cfg.run, stage, self.run_dir / stage,
+                              lambda m: self._engine(m, batch, rollout_processes(cfg.run, m)),
                               loop_breaker=loop_breaker)
         records, extra = trainer.train(resume=self.resume, progress=progress)
         save_model_dir(self.model, self.model_config, self.tokenizer, self.run_dir / stage / "model")

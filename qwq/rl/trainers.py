@@ -175,7 +175,7 @@ def _train_sft(bundle: ModelBundle, config: TrainConfig, run_dir: Path, resume: 
 
 def _train_grpo(bundle: ModelBundle, config: TrainConfig, run_dir: Path, resume: bool, bar, slots) -> dict:
     from qwq.rl.grpo import GRPOTrainer
-    from qwq.rl.modeling import make_engine
+    from qwq.rl.modeling import make_engine, rollout_processes
     from qwq.rl.rollout import loop_breaker_available
 
     grpo = config.grpo
@@ -184,7 +184,7 @@ def _train_grpo(bundle: ModelBundle, config: TrainConfig, run_dir: Path, resume:
     used_lora = _maybe_lora(bundle, lora, config.run.seed)
     before = _evaluate(bundle, config, list(grpo.tasks), batch)
     engine_factory = lambda m: make_engine(m, bundle.tokenizer, bundle.config, bundle.template, batch,  # noqa: E731
-                                           grpo.max_new_tokens + 1024)
+                                           grpo.max_new_tokens + 1024, rollout_processes(config.run, m))
     workers = config.distributed.rollout_workers
     if workers:
         from qwq.rl.distributed import RayRolloutEngine

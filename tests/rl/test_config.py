@@ -42,6 +42,8 @@ def test_overrides_and_types(tmp_path):
     (["stage1.reward_control=random"], r"reward_control"),
     (["stage1.steps"], r"expected key=value"),
     (["stage1.lora.rnk=4"], r"unknown config key 'stage1.lora.rnk'"),
+    (["run.rollout_dtype=fp8"], r"run.rollout_dtype must be one of auto, bfloat16, float32; got 'fp8'"),
+    (["run.rollout_processes=-1"], r"run.rollout_processes must be an integer >= 0"),
 ])
 def test_bad_overrides_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -14,12 +14,13 @@ from qwq.rl.rollout import TaskSlot
 from .conftest import YesNoTask, toy_grpo_config
 
 
-def _trainer(world, model, tmp_path, task=None, **changes):
+def _trainer(world, model, tmp_path, task=None, run=None, processes=1, **changes):
     cfg = toy_grpo_config(**changes)
     slot = TaskSlot(task or world["task"], 1.0, None)
     return GRPOTrainer(model, world["config"], world["tokenizer"], world["template"], [slot], cfg,
-                       RunConfig(checkpoint_every=0, progress=False), "test", tmp_path,
-                       lambda m: make_engine(m, world["tokenizer"], world["config"], world["template"], 128, 256))
+                       run or RunConfig(checkpoint_every=0, progress=False), "test", tmp_path,
+                       lambda m: make_engine(m, world["tokenizer"], world["config"], world["template"], 128, 256,
+                                             processes))
 
 
 def test_grpo_raises_the_reward(toy_world, toy_sft_model, tmp_path):
@@ -63,6 +64,36 @@ def test_same_seed_same_weights(toy_world, toy_sft_model, tmp_path):
         model = copy.deepcopy(toy_sft_model)
         _trainer(toy_world, model, tmp_path / str(run), steps=2).train()
         hashes.append(weights_hash(model))
+    assert hashes[0] == hashes[1]
+
+
+def test_bf16_rollout_copy_follows_the_master_weights(toy_world, toy_sft_model, tmp_path):
+    model = copy.deepcopy(toy_sft_model)
+    run = RunConfig(checkpoint_every=0, progress=False, autocast="off", rollout_dtype="bfloat16")
+    trainer = _trainer(toy_world, model, tmp_path, run=run, steps=2)
+    assert trainer.rollout_model is not model and trainer.engine.model is trainer.rollout_model
+    assert {p.dtype for p in trainer.rollout_model.parameters()} == {torch.bfloat16}
+    assert trainer.engine.cache.dtype == torch.float32  # bf16 weights, fp32 keys/values: attention in fp32
+    before = copy.deepcopy(model.state_dict())
+    trainer.train()
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    for (name, master), (_, rollout) in zip(model.named_parameters(), trainer.rollout_model.named_parameters()):
+        assert torch.equal(rollout, master.detach().to(torch.bfloat16)), name
+    fp32 = _trainer(toy_world, copy.deepcopy(toy_sft_model), tmp_path / "fp32",
+                    run=RunConfig(checkpoint_every=0, progress=False, rollout_dtype="float32"))
+    assert fp32.rollout_model is fp32.model
+
+
+def test_two_rollout_processes_give_the_same_weights(toy_world, toy_sft_model, tmp_path):
+    """Requests split over two one-thread processes sample exactly the tokens one process samples."""
+    hashes, lengths = [], []
+    for processes in (1, 2):
+        torch.set_num_threads(1)
+        model = copy.deepcopy(toy_sft_model)
+        records, _ = _trainer(toy_world, model, tmp_path / str(processes), processes=processes, steps=2).train()
+        hashes.append(weights_hash(model))
+        lengths.append([r["response_length"] for r in records])
+    assert lengths[0] == lengths[1]
     assert hashes[0] == hashes[1]
 
 
