@@ -89,26 +89,88 @@ void rotate(float* x, const float* cos, const float* sin, int64_t heads, int64_t
   }
 }
 
-inline float dot(const float* a, const float* b, int64_t dim) {
-  __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b));
-  for (int64_t i = 16; i < dim; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-  return _mm512_reduce_add_ps(acc);
+// Lane i of the result = the sum of the 16 lanes of v[i] (16 dot products finished at once: a shuffle tree instead
+// of 16 horizontal reductions).
+inline __m512 sum_lanes16(const __m512* v) {
+  __m512 quad[4];
+  for (int g = 0; g < 4; ++g) {  // per 128-bit block: the block sums of v[4g .. 4g + 3]
+    const __m512* w = v + 4 * g;
+    const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(w[0], w[1]), _mm512_unpackhi_ps(w[0], w[1]));
+    const __m512 b = _mm512_add_ps(_mm512_unpacklo_ps(w[2], w[3]), _mm512_unpackhi_ps(w[2], w[3]));
+    quad[g] = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  const __m512 lo = _mm512_add_ps(_mm512_shuffle_f32x4(quad[0], quad[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(quad[0], quad[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 hi = _mm512_add_ps(_mm512_shuffle_f32x4(quad[2], quad[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(quad[2], quad[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// acc[0 .. 16C) += sum_{j in [j0, j1)} p[j] * v_j, v_j = base + slots[j] * stride (C = D / 16 registers).
+template <int C>
+void accumulate_values(const float* p, const float* base, const int64_t* slots, int64_t stride, int64_t j0,
+                       int64_t j1, float* acc_out) {
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_loadu_ps(acc_out + 16 * c);
+  for (int64_t j = j0; j < j1; ++j) {
+    const __m512 weight = _mm512_set1_ps(p[j]);
+    const float* v = base + slots[j] * stride;
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(weight, _mm512_loadu_ps(v + 16 * c), acc[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc_out + 16 * c, acc[c]);
+}
+
+void accumulate_values_any(const float* p, const float* base, const int64_t* slots, int64_t stride, int64_t j0,
+                           int64_t j1, float* acc_out, int64_t dim) {
+  switch (dim / 16) {
+    case 4: accumulate_values<4>(p, base, slots, stride, j0, j1, acc_out); break;
+    case 8: accumulate_values<8>(p, base, slots, stride, j0, j1, acc_out); break;
+    default:
+      for (int64_t d = 0; d < dim; d += 16) accumulate_values<1>(p, base + d, slots, stride, j0, j1, acc_out + d);
+  }
 }
 
 // softmax(q k^T / sqrt(D)) v for the query heads of KV head `kv` of one row; q and out [Hq, D] of that row.
+// Keys go in tiles of 16: each key is loaded once for all of the KV head's query heads.
 void attend(const float* q, const float* keys, const float* values, const int64_t* slots, int64_t length, int64_t kv,
-            int64_t kv_heads, int64_t per_kv, int64_t dim, float* out, std::vector<float>& scores) {
+            int64_t kv_heads, int64_t per_kv, int64_t dim, float* out, std::vector<float>& scratch) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
   const int64_t slot_stride = kv_heads * dim;
-  scores.resize(per_kv * length);
-  for (int64_t j = 0; j < length; ++j) {
-    const float* k = keys + slots[j] * slot_stride + kv * dim;
-    for (int64_t h = 0; h < per_kv; ++h) scores[h * length + j] = dot(q + (kv * per_kv + h) * dim, k, dim) * scale;
+  scratch.resize(per_kv * length + per_kv * 16 * 16 + 16);
+  float* scores = scratch.data();
+  // 64-byte aligned partial products, [head][key in tile][16 lanes]
+  const uintptr_t after_scores = reinterpret_cast<uintptr_t>(scores + per_kv * length);
+  auto* partial = reinterpret_cast<__m512*>((after_scores + 63) & ~uintptr_t(63));
+  const float* q_group = q + kv * per_kv * dim;
+  for (int64_t j0 = 0; j0 < length; j0 += 16) {
+    const int64_t tile = std::min<int64_t>(16, length - j0);
+    for (int64_t t = 0; t < 16; ++t) {
+      if (t >= tile) {
+        for (int64_t h = 0; h < per_kv; ++h) partial[h * 16 + t] = _mm512_setzero_ps();
+        continue;
+      }
+      const float* k = keys + slots[j0 + t] * slot_stride + kv * dim;
+      for (int64_t h = 0; h < per_kv; ++h) {
+        const float* qh = q_group + h * dim;
+        __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qh), _mm512_loadu_ps(k));
+        for (int64_t d = 16; d < dim; d += 16)
+          acc = _mm512_fmadd_ps(_mm512_loadu_ps(qh + d), _mm512_loadu_ps(k + d), acc);
+        partial[h * 16 + t] = acc;
+      }
+    }
+    for (int64_t h = 0; h < per_kv; ++h)
+      _mm512_mask_storeu_ps(scores + h * length + j0, tail_mask(tile),
+                            _mm512_mul_ps(sum_lanes16(partial + h * 16), _mm512_set1_ps(scale)));
   }
-  for (int64_t h = 0; h < per_kv; ++h) {
-    float* s = scores.data() + h * length;
+  float* out_group = out + kv * per_kv * dim;
+  std::vector<float> totals(per_kv);
+  for (int64_t h = 0; h < per_kv; ++h) {  // softmax numerators in place, and their sums
+    float* s = scores + h * length;
     __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < length; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail_mask(length - j), s + j));
+    for (int64_t j = 0; j < length; j += 16)
+      vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail_mask(length - j), s + j));
     const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     __m512 vsum = _mm512_setzero_ps();
     for (int64_t j = 0; j < length; j += 16) {
@@ -117,14 +179,21 @@ void attend(const float* q, const float* keys, const float* values, const int64_
       _mm512_mask_storeu_ps(s + j, m, e);
       vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
     }
-    const __m512 total = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
-    float* o = out + (kv * per_kv + h) * dim;
-    for (int64_t d = 0; d < dim; d += 16) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t j = 0; j < length; ++j)
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(values + slots[j] * slot_stride + kv * dim + d), acc);
-      _mm512_storeu_ps(o + d, _mm512_div_ps(acc, total));
-    }
+    totals[h] = _mm512_reduce_add_ps(vsum);
+  }
+  // Values in tiles of 64 keys (16 KB at D = 64) that stay in L1 while every query head of the group uses them.
+  std::fill(out_group, out_group + per_kv * dim, 0.0f);
+  constexpr int64_t kValueTile = 64;
+  for (int64_t j0 = 0; j0 < length; j0 += kValueTile) {
+    const int64_t j1 = std::min(length, j0 + kValueTile);
+    for (int64_t h = 0; h < per_kv; ++h)
+      accumulate_values_any(scores + h * length, values + kv * dim, slots, slot_stride, j0, j1, out_group + h * dim,
+                            dim);
+  }
+  for (int64_t h = 0; h < per_kv; ++h) {
+    const __m512 total = _mm512_set1_ps(totals[h]);
+    for (int64_t d = 0; d < dim; d += 16)
+      _mm512_storeu_ps(out_group + h * dim + d, _mm512_div_ps(_mm512_loadu_ps(out_group + h * dim + d), total));
   }
 }
 
@@ -235,7 +304,8 @@ at::Tensor decode_layers(const at::Tensor& x_in, at::TensorList weights, at::Int
     TORCH_CHECK(write[r] >= 0 && write[r] < slots, "decode_layers: write slot ", write[r], " outside the pool");
     TORCH_CHECK(len[r] >= 1 && len[r] <= s.width, "decode_layers: row ", r, " has ", len[r], " keys, W=", s.width);
     for (int64_t j = 0; j < len[r]; ++j)
-      TORCH_CHECK(read[r * s.width + j] >= 0 && read[r * s.width + j] < slots, "decode_layers: read slot outside the pool");
+      TORCH_CHECK(read[r * s.width + j] >= 0 && read[r * s.width + j] < slots,
+                  "decode_layers: read slot outside the pool");
   }
   for (int64_t l = 0; l < layers; ++l) {
     check_pool(k_pools[l], s, slots);
