@@ -302,6 +302,14 @@ class PagedKVCache:
             query_pos = torch.tensor(starts, device=self.device)[:, None] + torch.arange(num_new, device=self.device)
             self._mask = (key_pos[None, None, :] <= query_pos[:, :, None])[:, None]  # [B, 1, T, width]
 
+    def slot_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the forward `begin` prepared (not a packed one): (write slots [B * num_new], where its new k/v go, row
+        by row; read slots [B, width], each row's key slots in position order, padded with slot 0 past its end).
+        Kernels that read the pools themselves (qwq.engine.fused_decode) use these instead of `attend`."""
+        if self._batch is None or self._segments is not None:
+            raise RuntimeError("slot_indices: no unpacked forward was prepared with begin()")
+        return self._write_index, self._read_index
+
     def _gather(self, pool: torch.Tensor, batch: int) -> torch.Tensor:
         if self._view_start is not None:
             return pool[self._view_start:self._view_start + self._width].unsqueeze(0).transpose(1, 2)

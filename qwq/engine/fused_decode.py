@@ -108,7 +108,8 @@ class FusedDecoder:
         inner, cache = self.model.model, self.cache
         hidden = inner.embed_tokens(ids[:, 0]).float()
         cos, sin = inner.rotary_emb(positions[:, :1])
+        write_slots, read_slots = cache.slot_indices()
         hidden = self.ops.decode_layers(hidden, weights, sizes, cos[:, 0].contiguous(), sin[:, 0].contiguous(),
-                                        cache.keys, cache.values, cache._write_index, cache._read_index,
-                                        positions[:, 0] + 1, inner.norm.eps, self.num_heads, self.num_kv_heads)
+                                        cache.keys, cache.values, write_slots, read_slots, positions[:, 0] + 1,
+                                        inner.norm.eps, self.num_heads, self.num_kv_heads)
         return self.model.lm_head(inner.norm(hidden))

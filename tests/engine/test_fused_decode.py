@@ -26,11 +26,11 @@ def _quantized(method: str, **overrides):
 
 
 @needs_kernels
-@pytest.mark.parametrize("method", ["int8", "int4"])
-def test_fused_decode_logits_match_the_module_path(method):
+@pytest.mark.parametrize("method,cache", [("int8", "paged"), ("int4", "paged"), ("int4", "static")])
+def test_fused_decode_logits_match_the_module_path(method, cache):
     from qwq.engine import Engine
 
-    engine = Engine(_quantized(method), max_batch_size=4, block_size=4, kv_cache_tokens=256)
+    engine = Engine(_quantized(method), max_batch_size=4, block_size=4, kv_cache_tokens=256, cache=cache)
     runner, cache = engine.runner, engine.cache
     assert runner.fused_decoder is not None
     prompts = [[5, 17, 99, 3, 250, 11, 7], [1, 2], [40, 41, 42, 43, 44]]
