@@ -83,7 +83,13 @@ class ProcessEngines:
             raise EngineWorkerError(f"processes must be a positive integer, got {processes!r}")
         if next(iter(model.parameters())).device.type != "cpu":
             raise EngineWorkerError("ProcessEngines shares CPU memory between processes; the model is not on the CPU")
-        model.share_memory()
+        if processes > 1:
+            try:
+                model.share_memory()
+            except RuntimeError as exc:
+                raise EngineWorkerError(f"could not move the model to shared memory for {processes} processes ({exc}); "
+                                        f"/dev/shm may be too small: use one process (run.rollout_processes=1 in "
+                                        f"training)") from None
         self.local = Engine(model, tokenizer, config, **engine_options)
         self.model = model
         self._workers: list[tuple[Any, Any]] = []
