@@ -18,6 +18,7 @@ trainer updates in place: nothing is copied per call. A request's tokens depend 
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 from typing import Any, Sequence
 
@@ -53,9 +54,11 @@ def _serve(conn, model, tokenizer, config, options: dict) -> None:
             return
         prompts, params, reset = message
         try:
+            started = time.process_time()
             if reset:
                 engine.weights_changed()
-            conn.send(("ok", engine.generate(prompts, params)))
+            results = engine.generate(prompts, params)
+            conn.send(("ok", (results, time.process_time() - started)))
         except BaseException:  # noqa: BLE001
             conn.send(("error", traceback.format_exc()))
 
@@ -94,6 +97,7 @@ class ProcessEngines:
         self.model = model
         self._workers: list[tuple[Any, Any]] = []
         self._reset = False
+        self.worker_cpu_seconds = 0.0  # CPU time the workers spent in generate() calls, summed (for step accounting)
         context = torch.multiprocessing.get_context("spawn")
         options = {k: v for k, v in engine_options.items() if k != "chat_template"}
         try:
@@ -159,7 +163,9 @@ class ProcessEngines:
                 if not share:
                     continue
                 try:
-                    for i, result in zip(share, self._receive(index, process, conn, None, "generating")):
+                    answer, cpu_seconds = self._receive(index, process, conn, None, "generating")
+                    self.worker_cpu_seconds += cpu_seconds
+                    for i, result in zip(share, answer):
                         results[i] = result
                 except EngineWorkerError as exc:
                     failure = failure or exc

@@ -257,7 +257,7 @@ class GRPOTrainer:
         state.extra = extra
         task = progress.add_task(f"{self.stage} GRPO", total=cfg.steps, completed=state.step) if progress else None
         while state.step < cfg.steps:
-            started, cpu_started = time.perf_counter(), time.process_time()
+            started, cpu_started = time.perf_counter(), self._cpu_seconds()
             for group in self.optimizer.param_groups:
                 warm = min(1.0, (state.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
                 group["lr"] = cfg.lr * warm
@@ -279,7 +279,7 @@ class GRPOTrainer:
             state.cursor += len(sampled)
             record = self._record(state.step, groups, sampled, kept, stats, timing, refills,
                                   time.perf_counter() - train_started, time.perf_counter() - started)
-            record["cpu_s"] = time.process_time() - cpu_started  # this process's CPU time (sandbox runs excluded)
+            record["cpu_s"] = self._cpu_seconds() - cpu_started  # sandbox runs excluded
             log.write(record)
             state.metrics = log.records
             if progress:
@@ -291,6 +291,10 @@ class GRPOTrainer:
         save_checkpoint(self.stage_dir, self.model, self.model_config, self.optimizer, state, self.run.keep_checkpoints,
                         self.trainable_only)
         return log.records, extra
+
+    def _cpu_seconds(self) -> float:
+        """CPU time of this process and of the engine's worker processes (if any), so far."""
+        return time.process_time() + getattr(self.engine, "worker_cpu_seconds", 0.0)
 
     def _record(self, step: int, first: Sequence[Group], sampled: Sequence[Group], kept: Sequence[Group],
                 stats: dict, timing: dict, refills: int, train_s: float, step_s: float) -> dict:

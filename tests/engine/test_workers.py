@@ -41,6 +41,7 @@ def test_results_equal_one_engine_in_prompt_order(engines, shared_model):
     want = Engine(copy.deepcopy(shared_model), max_batch_size=16).generate(PROMPTS, params)
     got = engines.generate(PROMPTS, params)
     assert engines.processes == 2
+    assert engines.worker_cpu_seconds > 0  # the workers report the CPU time they spent
     assert _tokens(got) == _tokens(want)
     assert [r.prompt_token_ids for r in got] == PROMPTS
     assert [s.finish_reason for r in got for s in r.samples] == [s.finish_reason for r in want for s in r.samples]
