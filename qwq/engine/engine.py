@@ -259,7 +259,16 @@ class Engine:
 
     @torch.no_grad()
     def load_weights(self, state_dict: dict[str, torch.Tensor], strict: bool = True) -> None:
-        """Copy new weights into the model in place (e.g. from an RL learner) and drop stale cache blocks."""
+        """Copy new float weights into the model in place (e.g. from an RL learner) and drop stale cache blocks.
+
+        Only for unquantized, unfused models: a quantized or fused module's state dict holds derived tensors (codes,
+        scales, concatenations) under other names, and copying float weights into them would change nothing or
+        corrupt them. Such engines are rebuilt from the new weights instead (quantize them as at load)."""
+        derived = _derived_module(self.model)
+        if derived is not None:
+            name, module = derived
+            raise UsageError(f"load_weights: module {name!r} is {type(module).__name__} (quantized or fused weights "
+                             f"derived from the originals); build a new engine from the new weights instead")
         own = self.model.state_dict()
         unknown = [k for k in state_dict if k not in own]
         missing = [k for k in own if k not in state_dict]
@@ -270,6 +279,18 @@ class Engine:
             if name in own:
                 own[name].copy_(tensor.to(own[name].dtype))
         self.weights_changed()
+
+
+def _derived_module(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first module whose parameters are not the checkpoint's float tensors (quantized or fused), if any."""
+    from qwq.engine.fusion import FusedProjections
+    from qwq.engine.quant import Int8Embedding, _QuantLinear
+    from qwq.engine.quant_w8a8 import W8A8Linear
+
+    for name, module in model.named_modules():
+        if isinstance(module, (_QuantLinear, Int8Embedding, W8A8Linear, FusedProjections)):
+            return name, module
+    return None
 
 
 def _raise_failure(requests: Sequence[RequestState]) -> None:

@@ -199,6 +199,15 @@ def test_new_weights_are_used_and_stale_prefix_blocks_dropped():
     assert after.samples[0].token_ids != before
 
 
+def test_load_weights_refuses_quantized_engines():
+    from qwq.engine.quant import QuantSpec, quantize_model
+
+    model = quantize_model(make_model(seed=1), QuantSpec(method="int8"))
+    engine = Engine(model, max_batch_size=2, block_size=4, kv_cache_tokens=256)
+    with pytest.raises(UsageError, match=r"load_weights: module '.*' is .*build a new engine from the new weights"):
+        engine.load_weights(make_model(seed=2).state_dict())
+
+
 def test_compiled_decode_step_gives_the_same_tokens(tiny_model):
     # "eager" runs the TorchDynamo capture (graph breaks, guards, dynamic shapes) without inductor's C++ codegen,
     # which takes minutes on two cores; `compile=True` uses inductor.
