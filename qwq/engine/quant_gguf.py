@@ -118,12 +118,11 @@ def load_gguf_quantized(path: str | Path, spec: QuantSpec, dtype: torch.dtype = 
     notes ({module name: "Q4_K->int4 exact" ...}).
     """
     from qwq.model.gguf import GGUFCheckpoint
-    from qwq.model.qwen2 import Qwen2ForCausalLM
+    from qwq.model.qwen2 import meta_model
 
     checkpoint = GGUFCheckpoint.open(path)
     config = checkpoint.config
-    with torch.device("meta"):
-        model = Qwen2ForCausalLM(config)
+    model = meta_model(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     if config.tie_word_embeddings:
         expected.pop("lm_head.weight", None)

@@ -113,10 +113,10 @@ def save_quantized_checkpoint(model: nn.Module, config: ModelConfig, spec: Quant
 def build_quantized_skeleton(config: ModelConfig, spec: QuantSpec, compute_dtype: torch.dtype = torch.bfloat16
                              ) -> nn.Module:
     """The model on the meta device with the spec's quantized modules in place (ready for assign-loading)."""
-    from qwq.model.qwen2 import Qwen2ForCausalLM
+    from qwq.model.qwen2 import meta_model
 
+    model = meta_model(config)
     with torch.device("meta"):
-        model = Qwen2ForCausalLM(config)
         if spec.embedding == "int8" and not config.tie_word_embeddings:
             model.model.embed_tokens = Int8Embedding(config.vocab_size, config.hidden_size)
         for name, parent, attr, linear in list(iter_linears(model)):

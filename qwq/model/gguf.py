@@ -275,13 +275,12 @@ def load_gguf_model(path: str | Path, dtype: "torch.dtype | None" = None, device
     (default float32) on `device` and assigned in place (no second copy of the weights)."""
     import torch
 
-    from qwq.model.qwen2 import Qwen2ForCausalLM
+    from qwq.model.qwen2 import meta_model
 
     dtype = dtype or torch.float32
     checkpoint = GGUFCheckpoint.open(path)
     config = checkpoint.config
-    with torch.device("meta"):
-        model = Qwen2ForCausalLM(config)
+    model = meta_model(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     if config.tie_word_embeddings:
         expected.pop("lm_head.weight", None)

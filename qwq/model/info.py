@@ -65,10 +65,9 @@ def resolve_config(spec: str) -> ModelConfig:
 def count_parameters(config: ModelConfig) -> int:
     import torch
 
-    from qwq.model.qwen2 import Qwen2ForCausalLM
+    from qwq.model.qwen2 import meta_model
 
-    with torch.device("meta"):
-        return Qwen2ForCausalLM(config).num_parameters()
+    return meta_model(config).num_parameters()
 
 
 def describe(spec: str, config: ModelConfig) -> dict:

@@ -204,7 +204,7 @@ def load_hf_checkpoint(directory: str | Path, dtype: torch.dtype | str | None = 
     `dtype=None` keeps the dtype most of the stored bytes have (no conversion, no copy); tensors stored otherwise
     are converted to it so the model has a single dtype.
     """
-    from qwq.model.qwen2 import Qwen2ForCausalLM
+    from qwq.model.qwen2 import meta_model
 
     if isinstance(dtype, str):
         if dtype not in ("float32", "bfloat16", "float16"):
@@ -213,8 +213,7 @@ def load_hf_checkpoint(directory: str | Path, dtype: torch.dtype | str | None = 
     directory = Path(directory)
     config = ModelConfig.from_hf(directory)
     infos = index_checkpoint(directory)
-    with torch.device("meta"):
-        model = Qwen2ForCausalLM(config)
+    model = meta_model(config)
     expected = dict(model.state_dict())
     tied = config.tie_word_embeddings
     if tied:
