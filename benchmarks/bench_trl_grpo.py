@@ -36,7 +36,8 @@ def _evaluate(model, model_config, tokenizer, template, tasks, counts, max_new_t
 
 
 def run_ours(model, model_config, tokenizer, template, cfg, run_cfg, slots, out: Path) -> tuple[float, float]:
-    """(wall seconds, this process's CPU seconds) per step; the sandbox runs in other processes for both trainers."""
+    """(wall seconds, CPU seconds of the trainer and its rollout workers) per step; the sandbox runs in other
+    processes for both trainers and is counted for neither."""
     from qwq.rl.grpo import GRPOTrainer
     from qwq.rl.modeling import make_engine, rollout_processes
     from qwq.rl.rewards import clear_reward_caches

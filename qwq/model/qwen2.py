@@ -194,4 +194,3 @@ def meta_model(config: ModelConfig) -> Qwen2ForCausalLM:
     finally:
         for name, function in saved.items():
             setattr(nn.init, name, function)
-

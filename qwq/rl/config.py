@@ -339,16 +339,23 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
+def check_rollout_settings(run: RunConfig) -> None:
+    """run.rollout_dtype and run.rollout_processes (checked at load and again where a trainer resolves them, since
+    a RunConfig built in Python never passes through validate)."""
+    if run.rollout_dtype not in ("auto", "bfloat16", "float32"):
+        raise ConfigError(f"run.rollout_dtype must be one of auto, bfloat16, float32; got {run.rollout_dtype!r}")
+    processes = run.rollout_processes
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+        raise ConfigError(f"run.rollout_processes must be an integer >= 0 (0 = auto); got {processes!r}")
+
+
 def validate(config: Any) -> None:
     """Cross-field checks that types alone cannot express."""
     run = getattr(config, "run", None)
     if run is not None and run.autocast not in ("auto", "on", "off"):
         raise ConfigError(f"run.autocast must be one of auto, on, off; got {run.autocast!r}")
-    if run is not None and run.rollout_dtype not in ("auto", "bfloat16", "float32"):
-        raise ConfigError(f"run.rollout_dtype must be one of auto, bfloat16, float32; got {run.rollout_dtype!r}")
-    if run is not None and (isinstance(run.rollout_processes, bool) or not isinstance(run.rollout_processes, int)
-                            or run.rollout_processes < 0):
-        raise ConfigError(f"run.rollout_processes must be an integer >= 0 (0 = auto); got {run.rollout_processes!r}")
+    if run is not None:
+        check_rollout_settings(run)
     sft = getattr(config, "sft", None)
     if sft is not None:
         rates = sft.slip_rate if isinstance(sft.slip_rate, dict) else {"*": sft.slip_rate}

@@ -92,11 +92,10 @@ def rollout_dtype(run, device: str = "cpu"):
     """The dtype GRPO samples in: run.rollout_dtype, where "auto" follows run.autocast."""
     import torch
 
-    setting = run.rollout_dtype
-    if setting not in ("auto", "bfloat16", "float32"):
-        from qwq.utils.errors import ConfigError
+    from qwq.rl.config import check_rollout_settings
 
-        raise ConfigError(f"run.rollout_dtype must be auto, bfloat16 or float32, got {setting!r}")
+    check_rollout_settings(run)
+    setting = run.rollout_dtype
     if setting == "auto":
         return torch.bfloat16 if autocast_enabled(run.autocast, device) else torch.float32
     return torch.bfloat16 if setting == "bfloat16" else torch.float32

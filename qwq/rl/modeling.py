@@ -155,9 +155,10 @@ def rollout_processes(run, model) -> int:
     """How many one-thread processes sample GRPO rollouts: run.rollout_processes, where 0 means run.threads for a
     CPU model (each process one thread: measured 1.4x faster rollouts on two cores than one process with two
     threads) and 1 elsewhere."""
+    from qwq.rl.config import check_rollout_settings
+
+    check_rollout_settings(run)
     setting = run.rollout_processes
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
-        raise ConfigError(f"run.rollout_processes must be an integer >= 0 (0 = auto), got {setting!r}")
     if setting:
         return setting
     return max(1, run.threads) if next(iter(model.parameters())).device.type == "cpu" else 1

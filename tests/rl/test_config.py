@@ -70,3 +70,20 @@ def test_parse_value():
     assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("true") is True
     assert parse_value('{"a": 1}') == {"a": 1} and parse_value("[1, 2]") == [1, 2]
     assert parse_value("dapo") == "dapo"
+
+
+def test_rollout_settings_are_checked_where_a_python_run_config_is_resolved():
+    import torch
+
+    from qwq.rl.config import RunConfig
+    from qwq.rl.metrics import rollout_dtype
+    from qwq.rl.modeling import rollout_processes
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="run.rollout_dtype must be one of"):
+        rollout_dtype(RunConfig(rollout_dtype="fp8"))
+    with pytest.raises(ConfigError, match="run.rollout_processes must be an integer >= 0"):
+        rollout_processes(RunConfig(rollout_processes=-1), model)
+    assert rollout_dtype(RunConfig(rollout_dtype="float32")) == torch.float32
+    assert rollout_processes(RunConfig(threads=2), model) == 2
+    assert rollout_processes(RunConfig(threads=2, rollout_processes=1), model) == 1
