@@ -256,6 +256,7 @@ class Engine:
         if self.scheduler.has_work():
             raise UsageError("weights_changed() while requests are running: finish or abort them first")
         self.cache.reset()
+        self.runner.weights_changed()
 
     @torch.no_grad()
     def load_weights(self, state_dict: dict[str, torch.Tensor], strict: bool = True) -> None:

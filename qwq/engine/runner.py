@@ -6,11 +6,12 @@ so batch size and context length changes do not recompile each step); the first 
 It does not pay on CPU today (measured on the 0.5B int4 model, one thread: 77 ms per step compiled vs 62-69 ms
 eager): the quantized matmuls stay opaque kernels, which are ~85% of a step, and dynamo breaks the graph around the
 cache's `attend` and specializes it per layer index, hitting its recompile limit after 8 layers.
-Weights may change between calls (RL): nothing here caches anything derived from them (the fused decoder re-reads
-a layer whose weight tensors were replaced).
+Weights may change between calls (RL): the only thing derived from them here is the fused decoder's copy of a dense
+model's concatenated projections, which it rebuilds when a weight tensor is replaced or written in place, and after
+`weights_changed()`.
 
-A weight-only quantized model on CPU decodes through `FusedDecoder` (qwq.engine.fused_decode: all decoder layers
-in one kernel call) when it fits; `compile` and every other model keep the module path.
+A Qwen2 on CPU, weight-only quantized or dense bf16/fp32, decodes through `FusedDecoder` (qwq.engine.fused_decode:
+all decoder layers in one kernel call) when it fits; `compile` and every other model keep the module path.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class ModelRunner:
         if compile:  # True: inductor; a string names the backend ("eager" traces without generating code)
             backend = "inductor" if compile is True else compile
             self._decode_forward = torch.compile(self._forward, dynamic=True, backend=backend)
+
+    def weights_changed(self) -> None:
+        """The model's weights changed (perhaps in another process, where no version counter shows it)."""
+        if self.fused_decoder is not None:
+            self.fused_decoder.weights_changed()
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, last_only: bool) -> torch.Tensor:
         logits = self.model(ids, positions=positions, cache=self.cache, logits_slice=1 if last_only else None)

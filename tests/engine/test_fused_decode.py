@@ -1,5 +1,6 @@
-"""The fused decode kernel (qwq.engine.fused_decode): the engine uses it for quantized models on CPU, its logits match
-the module path's over a paged cache with rows of different lengths, and every other model keeps the module path."""
+"""The fused decode kernel (qwq.engine.fused_decode): the engine uses it for quantized and dense bf16/fp32 models on
+CPU, its logits match the module path's over a paged cache with rows of different lengths, it follows weight changes,
+and every other model keeps the module path."""
 
 from __future__ import annotations
 
@@ -15,14 +16,26 @@ needs_kernels = pytest.mark.skipif(kernels.unsupported_reason() is not None or k
                                    reason="qwq's CPU kernels are not available here")
 
 
-def _quantized(method: str, **overrides):
+def _dense(**overrides):
     config = tiny_config(**{"vocab_size": 320, "hidden_size": 128, "intermediate_size": 256, **overrides})
     model = make_model(config, seed=3)
     generator = torch.Generator().manual_seed(4)
     for layer in model.model.layers:  # non-zero biases, so a missing or misplaced bias shows
         for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
             proj.bias.data.normal_(0, 0.5, generator=generator)
-    return quantize_model(model, QuantSpec(method, 32))
+    return model
+
+
+def _quantized(method: str, **overrides):
+    return quantize_model(_dense(**overrides), QuantSpec(method, 32))
+
+
+def _model(method: str, **overrides):
+    if method == "fp32":
+        return _dense(**overrides)
+    if method == "bf16":
+        return _dense(**overrides).to(torch.bfloat16)
+    return _quantized(method, **overrides)
 
 
 @needs_kernels
@@ -30,13 +43,19 @@ def _quantized(method: str, **overrides):
     ("int8", "paged", {}), ("int4", "paged", {}), ("int4", "static", {}),  # head_dim 32
     ("int4", "paged", {"hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 1}),  # 64, 4 per KV
     ("int8", "paged", {"hidden_size": 256, "num_attention_heads": 2, "num_key_value_heads": 1}),  # 128 (QwQ-32B's)
+    ("fp32", "paged", {}), ("fp32", "paged", {"hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 1}),
+    ("bf16", "paged", {}), ("bf16-linear", "paged", {}),  # qwq's bf16 GEMM; at::linear (CPUs without AVX512-BF16)
 ])
 def test_fused_decode_logits_match_the_module_path(method, cache, shape):
     from qwq.engine import Engine
 
-    engine = Engine(_quantized(method, **shape), max_batch_size=4, block_size=4, kv_cache_tokens=512, cache=cache)
+    engine = Engine(_model(method.split("-")[0], **shape), max_batch_size=4, block_size=4, kv_cache_tokens=512,
+                    cache=cache, kv_dtype=torch.float32)
     runner, cache = engine.runner, engine.cache
     assert runner.fused_decoder is not None
+    if method == "bf16-linear":
+        runner.fused_decoder._pack_bf16 = runner.fused_decoder._packed_head = False
+        runner.fused_decoder.weights_changed()
     # 1, 4 and 5 tiles of 16 keys (one and two tiles of 64 values) by the end
     prompts = [[(7 * i + 3) % 300 for i in range(70)], [1, 2], [40, 41, 42, 43, 44]]
     for seq_id, prompt in enumerate(prompts):
@@ -48,16 +67,17 @@ def test_fused_decode_logits_match_the_module_path(method, cache, shape):
             active = seq_ids if step % 3 else seq_ids[:2]  # and sometimes a row sits a step out
             positions = cache.begin(active, 1, [[tokens[i]] for i in active])
             ids = torch.tensor([tokens[i] for i in active])[:, None]
-            fused = runner.fused_decoder(ids, positions)
-            reference = runner._forward(ids, positions, last_only=False)  # rewrites the same slots
+            fused = runner.fused_decoder(ids, positions).float()
+            reference = runner._forward(ids, positions, last_only=False).float()  # rewrites the same slots
             cache.advance(1)
             assert fused.shape == reference.shape == (len(active), 320)
             # Not bit for bit: other float orders, and an input that differs by an ulp can round a quantized
             # activation the other way (~1/64,000 of its group's absmax). These random models amplify that: nudging
             # the module path's own embeddings by 1e-7 moves its logits by 1e-4 of the largest; measured here
-            # <= 4e-4. A wrong bias, rotation, slot or head gives O(1).
-            scale = reference.abs().max()
-            assert (fused - reference).abs().max() <= 1e-3 * scale, (step, (fused - reference).abs().max(), scale)
+            # <= 4e-4 (fp32: ~1e-6). The bf16 model's modules round their residual stream to bf16 (the kernel
+            # keeps it fp32): measured <= 2.5e-2. A wrong bias, rotation, slot or head gives O(1).
+            scale, tolerance = reference.abs().max(), 5e-2 if method.startswith("bf16") else 1e-3
+            assert (fused - reference).abs().max() <= tolerance * scale, (step, (fused - reference).abs().max(), scale)
             for row, i in enumerate(active):
                 tokens[i] = int(reference[row].argmax())
 
@@ -83,7 +103,15 @@ def test_a_rows_fused_logits_are_bitwise_the_same_in_any_batch():
 def test_models_the_kernel_does_not_cover_keep_the_module_path(monkeypatch):
     from qwq.engine import Engine, SamplingParams
 
-    assert Engine(make_model(tiny_config()), max_batch_size=2).runner.fused_decoder is None  # float weights
+    assert Engine(make_model(tiny_config()), max_batch_size=2).runner.fused_decoder.kind == "dense"
+    assert Engine(make_model(tiny_config()).half(), max_batch_size=2).runner.fused_decoder is None  # fp16 weights
+    assert Engine(make_model(tiny_config()).to(torch.bfloat16), max_batch_size=2).runner.fused_decoder is None  # bf16
+    hooked = make_model(tiny_config())  # (its KV cache follows the weights: the kernel wants fp32 pools)
+    hooked.model.layers[1].mlp.register_forward_hook(lambda module, inputs, output: output * 2)
+    assert Engine(hooked, max_batch_size=2).runner.fused_decoder is None
+    unbiased = make_model(tiny_config())
+    unbiased.model.layers[0].self_attn.k_proj.bias = None
+    assert Engine(unbiased, max_batch_size=2).runner.fused_decoder is None
     assert Engine(_quantized("int4"), max_batch_size=2, kv_dtype="bfloat16").runner.fused_decoder is None
     assert Engine(_quantized("int4"), max_batch_size=2, fuse_projections=False).runner.fused_decoder is None
     assert Engine(_quantized("int8", hidden_size=96), max_batch_size=2).runner.fused_decoder is None  # head_dim 24
@@ -111,3 +139,32 @@ def test_replaced_weight_tensors_are_read_again():
         down.scale_zeros.zero_()  # changed in place after the re-pack: seen as well
         down.qweight.zero_()
     assert engine.generate([[3, 1, 4, 1, 5]], greedy)[0].samples[0].token_ids != before
+
+
+@needs_kernels
+def test_dense_weight_changes_are_seen_in_place_and_after_weights_changed():
+    from qwq.engine import Engine, SamplingParams
+
+    model = _dense()
+    engine = Engine(model, max_batch_size=2)
+    assert engine.runner.fused_decoder.kind == "dense"
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6, ignore_eos=True)
+    prompt = [3, 1, 4, 1, 5]
+
+    def tokens(on: Engine) -> list[int]:
+        return on.generate([prompt], greedy)[0].samples[0].token_ids
+
+    before = tokens(engine)
+    layer = model.model.layers[0]
+    with torch.no_grad():  # in place (version counters move): the concatenated q/k/v and gate/up are rebuilt
+        layer.self_attn.k_proj.weight.mul_(-3.0)
+        layer.mlp.up_proj.weight.mul_(2.0)
+    engine.cache.reset()  # (the prompt's cached blocks came from the old weights)
+    after = tokens(engine)
+    assert after != before and after == tokens(Engine(model, max_batch_size=2))
+    # Written where no version counter shows it (as a change from another process through shared memory would be):
+    # weights_changed() is the announcement.
+    layer.self_attn.q_proj.bias.data.add_(3.0)
+    layer.mlp.gate_proj.weight.data.mul_(-1.0)
+    engine.weights_changed()
+    assert tokens(engine) == tokens(Engine(model, max_batch_size=2)) != after

@@ -167,3 +167,45 @@ def test_a_failed_build_falls_back_cleanly(monkeypatch, tmp_path, fresh_kernel_s
         got = module(x)
     assert not module._packed and torch.equal(got, _fallback_result(module, x))
     assert kernels.kernel_ops() is None
+
+
+needs_bf16 = pytest.mark.skipif(kernels.kernel_ops() is None or not kernels.kernel_ops().bf16_gemm_supported(),
+                                reason="qwq's bf16 GEMM needs AVX512-BF16")
+
+
+@needs_bf16
+@pytest.mark.parametrize("n,k,m", [(512, 256, 64), (100, 38, 7), (17, 2, 1), (1408, 704, 13), (1152, 256, 70)])
+def test_bf16_gemm_matches_the_bf16_product_in_fp32(n, k, m):
+    generator = torch.Generator().manual_seed(n * 31 + k)
+    x = torch.randn(m, k, generator=generator)
+    weight = torch.randn(n, k, generator=generator).to(torch.bfloat16)
+    y = kernels.kernel_ops().bf16_gemm(x, layout.pack_bf16(weight), n)
+    # The reference rounds x to bf16 as the kernel does, then multiplies exactly: only fp32 accumulation differs.
+    reference = x.to(torch.bfloat16).double() @ weight.double().T
+    assert y.dtype == torch.float32 and y.shape == (m, n)
+    assert (y.double() - reference).abs().max() <= 1e-5 * reference.abs().max()
+
+
+@needs_bf16
+def test_bf16_gemm_gives_a_row_the_same_bits_in_any_batch():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(70, 256, generator=generator)
+    packed = layout.pack_bf16(torch.randn(200, 256, generator=generator))
+    ops = kernels.kernel_ops()
+    whole = ops.bf16_gemm(x, packed, 200)
+    for rows in (slice(0, 1), slice(5, 12), slice(63, 70), slice(3, 4)):  # other tiles, panels and positions
+        assert torch.equal(ops.bf16_gemm(x[rows], packed, 200), whole[rows])
+
+
+@needs_bf16
+def test_bf16_gemm_rejects_what_it_cannot_multiply():
+    ops = kernels.kernel_ops()
+    packed = layout.pack_bf16(torch.randn(32, 64))
+    with pytest.raises(RuntimeError, match="must be \\[M, 64\\]"):
+        ops.bf16_gemm(torch.randn(2, 63), packed, 32)
+    with pytest.raises(RuntimeError, match="does not fit"):
+        ops.bf16_gemm(torch.randn(2, 64), packed, 33)
+    with pytest.raises(RuntimeError, match="packed bf16"):
+        ops.bf16_gemm(torch.randn(2, 64), torch.randn(32, 64), 32)
+    with pytest.raises(ValueError, match="K must be even"):
+        layout.pack_bf16(torch.randn(4, 5))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("wo_gemm.cpp")
 # Compiled into the same library; they include wo_gemm.h (hashed into the build key with the sources).
-EXTRA_SOURCES = (Path(__file__).with_name("decode_layer.cpp"),)
+EXTRA_SOURCES = (Path(__file__).with_name("decode_layer.cpp"), Path(__file__).with_name("bf16_gemm.cpp"))
 HEADERS = (Path(__file__).with_name("wo_gemm.h"),)
 ENV_SWITCH = "QWQ_KERNELS"  # "0": never use them
 REQUIRED_CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni")

@@ -1,5 +1,6 @@
 // One decode step of a stack of Qwen2 decoder layers in one call: M rows, one new token each, weights quantized
-// for wo_gemm.cpp, K/V in the engine's paged fp32 pools.
+// for wo_gemm.cpp or dense (bf16 / fp32, through at::linear), K/V in the engine's paged fp32 pools. The residual
+// stream and everything between the GEMMs stay fp32 whatever the weights' dtype.
 //
 // Per layer: RMSNorm -> fused q/k/v GEMM + bias -> RoPE (NeoX halves) -> write k/v into each row's slot ->
 // attention of each row over its own keys -> o GEMM -> residual -> RMSNorm -> fused gate/up GEMM -> SiLU(gate) * up
@@ -12,8 +13,11 @@
 // Arguments, per layer l (weights: 11 tensors, sizes: 12 ints, in this order):
 //   weights  input norm [H], post-attention norm [H], qkv codes, qkv scales, qkv bias [(Hq + 2 Hkv) D],
 //            o codes, o scales, gate/up codes, gate/up scales, down codes, down scales
-//   sizes    (n, group, terms) for qkv, o, gate/up, down; group 0 = int8 weight (scales fp32),
-//            else int4 with that group size (scale_zeros bf16): see wo_gemm.cpp for the packed layouts
+//            (norms and bias fp32 or bf16; a dense projection passes its weight [n, k] as the codes and an empty
+//            tensor as the scales)
+//   sizes    (n, group, terms) for qkv, o, gate/up, down; group 0 = int8 weight (scales fp32), -1 = dense weight
+//            (terms unused), -2 = bf16 weight packed for bf16_gemm.cpp, else int4 with that group size
+//            (scale_zeros bf16): see wo_gemm.cpp and bf16_gemm.cpp for the layouts
 //   k_pools[l], v_pools[l]  fp32 [slots, Hkv, D]; write_slots [M]: where each row's new k/v go;
 //   read_slots [M, W]: each row's key slots in position order, the first lengths[r] of them valid (the new one
 //   included); cos, sin [M, D] (scaled already, as qwq.model.rope gives them).
@@ -197,10 +201,25 @@ void attend(const float* q, const float* keys, const float* values, const int64_
   }
 }
 
+constexpr int64_t kDense = -1;        // a weight [n, k] for at::linear
+constexpr int64_t kPackedBf16 = -2;   // a bf16 weight packed for bf16_gemm.cpp
+
+// x [M, K] fp32 -> [M, n] fp32. A bf16 dense weight takes x rounded to bf16 (as the bf16 model's modules would
+// see it), accumulates in fp32 inside oneDNN and rounds its output to bf16 before it is widened here.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, const int64_t* size) {
+  if (size[1] == kDense) {
+    TORCH_CHECK(codes.dim() == 2 && codes.size(0) == size[0] && codes.size(1) == x.size(1),
+                "decode_layers: a dense weight must be [", size[0], ", ", x.size(1), "], got ", codes.sizes());
+    if (codes.scalar_type() == at::kFloat) return at::linear(x, codes);
+    return at::linear(x.to(codes.scalar_type()), codes).to(at::kFloat);
+  }
+  if (size[1] == kPackedBf16) return qwq::bf16_gemm(x, codes, size[0]);
   return size[1] == 0 ? qwq::int8_gemm(x, codes, scales, size[0], size[2])
                       : qwq::int4_gemm(x, codes, scales, size[0], size[1], size[2]);
 }
+
+// fp32 view of a norm weight or bias (a bf16 model's are converted, a few KB a layer).
+at::Tensor as_float(const at::Tensor& t) { return t.to(at::kFloat).contiguous(); }
 
 struct Shape {
   int64_t rows, hidden, heads, kv_heads, dim, intermediate, width;
@@ -213,13 +232,13 @@ at::Tensor decode_layer(const at::Tensor& x, const at::Tensor* w, const int64_t*
   TORCH_CHECK(size[0] == qkv_width && size[3] == s.hidden && size[6] == 2 * s.intermediate && size[9] == s.hidden,
               "decode_layers: projection sizes ", size[0], ", ", size[3], ", ", size[6], ", ", size[9],
               " do not match the model's shape");
-  TORCH_CHECK(w[4].numel() == qkv_width && w[4].scalar_type() == at::kFloat && w[4].is_contiguous(),
-              "decode_layers: the qkv bias must be fp32 [", qkv_width, "]");
+  TORCH_CHECK(w[4].numel() == qkv_width, "decode_layers: the qkv bias must have ", qkv_width, " elements");
+  const at::Tensor qkv_bias = as_float(w[4]), input_norm = as_float(w[0]), post_norm = as_float(w[1]);
   at::Tensor h = at::empty_like(x);
-  rms_norm(x.data_ptr<float>(), w[0].data_ptr<float>(), h.data_ptr<float>(), s.rows, s.hidden, eps);
+  rms_norm(x.data_ptr<float>(), input_norm.data_ptr<float>(), h.data_ptr<float>(), s.rows, s.hidden, eps);
   at::Tensor qkv = linear(h, w[2], w[3], size);
   float* qkv_p = qkv.data_ptr<float>();
-  const float* bias = w[4].data_ptr<float>();
+  const float* bias = qkv_bias.data_ptr<float>();
   float* k_base = k_pool.data_ptr<float>();
   float* v_base = v_pool.data_ptr<float>();
   for (int64_t r = 0; r < s.rows; ++r) {
@@ -244,7 +263,7 @@ at::Tensor decode_layer(const at::Tensor& x, const at::Tensor* w, const int64_t*
   float* out_p = out.data_ptr<float>();
   const float* x_p = x.data_ptr<float>();
   for (int64_t i = 0; i < s.rows * s.hidden; ++i) out_p[i] = x_p[i] + out_p[i];
-  rms_norm(out_p, w[1].data_ptr<float>(), h.data_ptr<float>(), s.rows, s.hidden, eps);
+  rms_norm(out_p, post_norm.data_ptr<float>(), h.data_ptr<float>(), s.rows, s.hidden, eps);
   at::Tensor gate_up = linear(h, w[7], w[8], size + 6);
   at::Tensor act = at::empty({s.rows, s.intermediate}, x.options());
   const float* gu = gate_up.data_ptr<float>();
@@ -312,8 +331,9 @@ at::Tensor decode_layers(const at::Tensor& x_in, at::TensorList weights, at::Int
     check_pool(v_pools[l], s, slots);
     const at::Tensor* w = weights.data() + l * kWeightsPerLayer;
     for (int i : {0, 1})
-      TORCH_CHECK(w[i].scalar_type() == at::kFloat && w[i].is_contiguous() && w[i].numel() == s.hidden,
-                  "decode_layers: layer ", l, " norm weights must be fp32 [", s.hidden, "]");
+      TORCH_CHECK((w[i].scalar_type() == at::kFloat || w[i].scalar_type() == at::kBFloat16) &&
+                      w[i].numel() == s.hidden,
+                  "decode_layers: layer ", l, " norm weights must be fp32 or bf16 [", s.hidden, "]");
   }
   at::Tensor x = x0;
   for (int64_t l = 0; l < layers; ++l) {

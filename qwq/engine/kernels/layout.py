@@ -6,6 +6,7 @@ multiplies (16 outputs x 4 consecutive inputs) are contiguous:
   int4  codes uint8 [N, K] (0..15), scale_zeros bf16 [K/G, N, 2]
         ->  codes uint8 [NB, K/8, 16, 4] (low nibble input 8j + b, high nibble input 8j + 4 + b),
             scale_zeros bf16 [NB, K/G, 2, 16] (16 scales, then 16 zeros, per block and group)
+  bf16  weight [N, K]  ->  bf16 [NB, K/2, 16, 2] (16 outputs x 2 consecutive inputs per vdpbf16ps), K even
 Padding rows have zero weights and zero scales.
 """
 
@@ -73,3 +74,13 @@ def unpack_int4(packed: torch.Tensor, scale_zeros: torch.Tensor, out_features: i
     groups = scale_zeros.shape[1]
     sz = scale_zeros.permute(1, 0, 3, 2).reshape(groups, blocks * BLOCK_N, 2)
     return codes[:out_features].contiguous(), sz[:, :out_features].contiguous()
+
+
+def pack_bf16(weight: torch.Tensor) -> torch.Tensor:
+    """A float weight [N, K] (K even) -> bf16 [NB, K/2, 16, 2] for bf16_gemm.cpp (rounded to bf16 if it was not)."""
+    n, k = weight.shape
+    if k % 2:
+        raise ValueError(f"pack_bf16: K must be even, got {k}")
+    rows = padded_rows(n)
+    padded = _pad_rows(weight.detach().to(torch.bfloat16), rows)
+    return padded.view(rows // BLOCK_N, BLOCK_N, k // 2, 2).transpose(1, 2).contiguous()
