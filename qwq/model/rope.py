@@ -105,7 +105,11 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        inv_freq, self.attention_scaling = rope_parameters(config)
+        # Computed on the CPU even inside a `torch.device("meta")` block: on meta, the first arithmetic goes through
+        # PyTorch's reference implementations and imports TorchDynamo (~1.3 s of every model load), for a tensor
+        # that would be recomputed on first use anyway.
+        with torch.device("cpu"):
+            inv_freq, self.attention_scaling = rope_parameters(config)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def reset(self, device: torch.device | str | None = None) -> None:
