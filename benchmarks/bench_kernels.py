@@ -1,6 +1,7 @@
 """Where the decode ceilings come from: the CPU matmul kernels on Qwen2.5-Coder-0.5B's shapes, 1 row vs 16 rows.
 
     python benchmarks/bench_kernels.py [--threads 1] [--rows 1,16]
+    python benchmarks/bench_kernels.py --model tiny --rows 1,64     # the tiny preset's GRPO rollouts (weights hot)
 
 For each projection shape (q/k/v and gate/up fused as the engine runs them) it times, from DRAM (enough copies of
 the weight are cycled through to defeat the caches, as a real decode step does with 400 MB of weights):
@@ -9,6 +10,8 @@ the weight are cycled through to defeat the caches, as a real decode step does w
   int8x2     qwq's int8_two_term_mm (int8 x int8 torch._int_mm, two activation terms; the LM head uses it)
   w8a8       torch._int_mm with one int8 term per row (the `--quant w8a8` product)
   bf16       dense F.linear on a bf16 weight (oneDNN; twice the bytes of int8)
+  qwq bf16   qwq's bf16 GEMM on the same weight (AVX512-BF16, fp32 output; what the fused decode step of a dense bf16
+             model runs, e.g. GRPO's rollout copy)
   qwq int4 / qwq int8   qwq's own kernels (qwq.engine.kernels, what the engine runs when they build): int4 g32 /
              int8 weights x two-term int8 activations, VNNI, each weight byte read once per call
 Each cell is ms per call; the last block gives per-format totals for one decode step (24 layers + LM head with the
@@ -25,11 +28,18 @@ import time
 import torch
 import torch.nn.functional as F
 
-HIDDEN, INTERMEDIATE, VOCAB, KV = 896, 4864, 151936, 128
-SHAPES = {"qkv": (HIDDEN + 2 * KV, HIDDEN), "o": (HIDDEN, HIDDEN), "gate_up": (2 * INTERMEDIATE, HIDDEN),
-          "down": (HIDDEN, INTERMEDIATE), "lm_head": (VOCAB, HIDDEN)}
+
+
+def model_shapes(hidden: int, intermediate: int, vocab: int, kv: int) -> dict:
+    return {"qkv": (hidden + 2 * kv, hidden), "o": (hidden, hidden), "gate_up": (2 * intermediate, hidden),
+            "down": (hidden, intermediate), "lm_head": (vocab, hidden)}
+
+
+SHAPES = model_shapes(896, 4864, 151936, 128)
 # calls per decode step with gguf_int4_spec on the 0.5B model: (int8 calls, int4 calls)
 CALLS = {"qkv": (24, 0), "o": (24, 0), "gate_up": (4, 20), "down": (4, 20), "lm_head": (1, 0)}
+TINY_SHAPES = model_shapes(256, 704, 1152, 128)  # qwq/assets/tiny: 4 layers; a 6 MB bf16 model stays in cache
+TINY_CALLS = {"qkv": (4, 0), "o": (4, 0), "gate_up": (4, 0), "down": (4, 0), "lm_head": (1, 0)}
 COLD_BYTES = 320 * 2**20  # cycle through at least this much weight memory per format
 
 
@@ -66,6 +76,9 @@ def formats(n: int, k: int, copies: int) -> dict:
         own8 = [layout.pack_int8(q8.qweight, q8.scales) for _ in range(copies)]
         fns = {"qwq int4": lambda x, i: ops.int4_gemm(x, *own4[i], n, 32, INT4_ACTIVATION_TERMS),
                "qwq int8": lambda x, i: ops.int8_gemm(x, *own8[i], n, INT8_ACTIVATION_TERMS)}
+        if ops.bf16_gemm_supported():
+            own_bf16 = [layout.pack_bf16(w) for w in bf16]
+            fns["qwq bf16"] = lambda x, i: ops.bf16_gemm(x, own_bf16[i], n)
 
     def one_term(x, q, scales):
         s = x.abs().amax(1, keepdim=True).clamp_(min=1e-20) / 127.0
@@ -85,14 +98,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", default="1,16")
+    parser.add_argument("--model", choices=("0.5b", "tiny"), default="0.5b",
+                        help="whose projection shapes (tiny: weights stay in cache, as in its rollouts)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global SHAPES, CALLS
+    if args.model == "tiny":
+        SHAPES, CALLS = TINY_SHAPES, TINY_CALLS
     rows = [int(r) for r in args.rows.split(",")]
     table: dict = {}
-    print(f"threads={args.threads}; ms per call, weights cycled from DRAM")
+    cold = args.model == "0.5b"
+    print(f"threads={args.threads}; ms per call, " + ("weights cycled from DRAM" if cold else "weights in cache"))
     header = False
     for name, (n, k) in SHAPES.items():
-        copies = max(1, -(-COLD_BYTES // (n * k)))
+        copies = max(1, -(-COLD_BYTES // (n * k))) if cold else 1
         fns = formats(n, k, copies)
         for m in rows:
             x = torch.randn(m, k)
@@ -114,12 +133,14 @@ def main() -> None:
             flops = 2 * m * sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES)
             print(f"  {label:7s} {m:2d} rows: {step:7.1f} ms of matmuls -> at most {1e3 * m / step:6.1f} tok/s;"
                   f" {flops / step / 1e6:6.1f} GFLOP/s")
-    for fmt, bytes_per_weight in (("w8a8", 1.0), ("bf16", 2.0)):
+    for fmt, bytes_per_weight in (("w8a8", 1.0), ("bf16", 2.0), ("qwq bf16", 2.0)):
+        if fmt not in table[next(iter(SHAPES)), rows[0]]:
+            continue
         for m in rows:
             step = sum((CALLS[s][0] + CALLS[s][1]) * table[s, m][fmt] for s in SHAPES)
             flops = 2 * m * sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES)
             weights = sum((CALLS[s][0] + CALLS[s][1]) * SHAPES[s][0] * SHAPES[s][1] for s in SHAPES) * bytes_per_weight
-            print(f"  all {fmt:4s} {m:2d} rows: {step:7.1f} ms -> {1e3 * m / step:6.1f} tok/s; "
+            print(f"  all {fmt:8s} {m:2d} rows: {step:7.1f} ms -> {1e3 * m / step:6.1f} tok/s; "
                   f"{weights / step / 1e6:5.1f} GB/s of weights, {flops / step / 1e6:6.1f} GFLOP/s")
 
 
