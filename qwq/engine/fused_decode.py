@@ -10,15 +10,16 @@ the embedding, final norm and LM head stay modules. The engine's decode uses it 
 accepts the model; prefill keeps the module path.
 
 Two kinds of model fit: weight-only quantized ones (fused q/k/v and gate/up modules, qwq's GEMMs) and dense bf16 or
-fp32 ones (plain Linear modules, at::linear). For the dense kind the decoder concatenates q/k/v and gate/up weights
-itself; they are rebuilt when a weight is replaced or changed in place in this process (tensor versions), or after
-`weights_changed()` (the engine's, which is how a change made in another process is announced).
+fp32 ones (plain Linear modules: bf16 on qwq's AVX512-BF16 GEMM where the CPU has it, fp32 and the rest on at::linear).
+For the dense kind the decoder keeps its own copies of the weights (q/k/v and gate/up concatenated; packed for the
+bf16 GEMM, the LM head too); they are rebuilt when a weight is replaced or changed in place in this process (tensor
+versions), or after `weights_changed()` (the engine's, which is how a change made in another process is announced).
 
 Numerics: the same fp32 operations as the modules, with other reduction orders (logits agree to ~1e-6 relative,
 not bit for bit, with a full forward). A bf16 model keeps its residual stream in fp32 here (its modules keep it in
-bf16); its matmuls still take bf16 inputs and give bf16 outputs. Every decode row of every batch takes this path
-and nothing in it mixes rows, so a row's tokens do not depend on the rest of the batch wherever the GEMMs give a
-row the same bits in any batch (qwq's quantized GEMMs do; oneDNN's dense ones are not promised to).
+bf16); its matmuls still take bf16 inputs, with fp32 outputs on qwq's GEMM (bf16 on at::linear). Every decode row
+of every batch takes this path and nothing in it mixes rows, so a row's tokens do not depend on the rest of the
+batch wherever the GEMMs give a row the same bits in any batch (qwq's GEMMs do; oneDNN's are not promised to).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class FusedDecoder:
         self._head_dtype = head.weight.dtype if type(head) is nn.Linear else torch.float32
         # bf16 weights go through qwq's bf16 GEMM where the CPU has AVX512-BF16 (at these shapes oneDNN's per-call
         # work outweighed its multiply-adds), packed once per weight change; the LM head as well.
-        self._pack_bf16 = kind == "dense" and self._layer_dtype() == torch.bfloat16 and ops.bf16_gemm_supported()
+        self._pack_bf16 = kind == "dense" and model.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16 \
+            and ops.bf16_gemm_supported()
         self._packed_head = type(head) is nn.Linear and head.bias is None and head.weight.dtype == torch.bfloat16 \
             and self._pack_bf16
         self._head: torch.Tensor | None = None
@@ -112,6 +114,9 @@ class FusedDecoder:
         kinds = {_layer_kind(layer) for layer in inner.layers}
         if len(kinds) != 1 or None in kinds:
             return None
+        if any(norm.eps != inner.norm.eps for layer in inner.layers  # the kernel takes one eps for every norm
+               for norm in (layer.input_layernorm, layer.post_attention_layernorm)):
+            return None
         from qwq.engine.kernels import kernel_ops
 
         ops = kernel_ops()
@@ -119,9 +124,6 @@ class FusedDecoder:
             return None
         decoder = cls(model, cache, ops, kinds.pop())
         return decoder if decoder._build() is not None else None
-
-    def _layer_dtype(self) -> torch.dtype:
-        return self.model.model.layers[0].self_attn.q_proj.weight.dtype
 
     def weights_changed(self) -> None:
         """Read the weights again before the next step (they may have changed where no version counter shows it)."""

@@ -7,8 +7,8 @@ It does not pay on CPU today (measured on the 0.5B int4 model, one thread: 77 ms
 eager): the quantized matmuls stay opaque kernels, which are ~85% of a step, and dynamo breaks the graph around the
 cache's `attend` and specializes it per layer index, hitting its recompile limit after 8 layers.
 Weights may change between calls (RL): the only thing derived from them here is the fused decoder's copy of a dense
-model's concatenated projections, which it rebuilds when a weight tensor is replaced or written in place, and after
-`weights_changed()`.
+model's weights (concatenated, packed), which it rebuilds when a weight tensor is replaced or written in place, and
+after `weights_changed()`.
 
 A Qwen2 on CPU, weight-only quantized or dense bf16/fp32, decodes through `FusedDecoder` (qwq.engine.fused_decode:
 all decoder layers in one kernel call) when it fits; `compile` and every other model keep the module path.

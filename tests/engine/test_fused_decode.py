@@ -112,6 +112,9 @@ def test_models_the_kernel_does_not_cover_keep_the_module_path(monkeypatch):
     unbiased = make_model(tiny_config())
     unbiased.model.layers[0].self_attn.k_proj.bias = None
     assert Engine(unbiased, max_batch_size=2).runner.fused_decoder is None
+    other_eps = make_model(tiny_config())  # the kernel normalises every layer with the final norm's eps
+    other_eps.model.layers[1].post_attention_layernorm.eps = 1e-3
+    assert Engine(other_eps, max_batch_size=2).runner.fused_decoder is None
     assert Engine(_quantized("int4"), max_batch_size=2, kv_dtype="bfloat16").runner.fused_decoder is None
     assert Engine(_quantized("int4"), max_batch_size=2, fuse_projections=False).runner.fused_decoder is None
     assert Engine(_quantized("int8", hidden_size=96), max_batch_size=2).runner.fused_decoder is None  # head_dim 24

@@ -1,6 +1,6 @@
 // One decode step of a stack of Qwen2 decoder layers in one call: M rows, one new token each, weights quantized
-// for wo_gemm.cpp or dense (bf16 / fp32, through at::linear), K/V in the engine's paged fp32 pools. The residual
-// stream and everything between the GEMMs stay fp32 whatever the weights' dtype.
+// for wo_gemm.cpp, bf16 packed for bf16_gemm.cpp or dense (at::linear), K/V in the engine's paged fp32 pools. The
+// residual stream and everything between the GEMMs stay fp32 whatever the weights' dtype.
 //
 // Per layer: RMSNorm -> fused q/k/v GEMM + bias -> RoPE (NeoX halves) -> write k/v into each row's slot ->
 // attention of each row over its own keys -> o GEMM -> residual -> RMSNorm -> fused gate/up GEMM -> SiLU(gate) * up
